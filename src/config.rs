@@ -1,0 +1,182 @@
+//! The dispatcher's configuration, read from Spin variables on every request (Spin keeps no state
+//! between requests, so there is nothing to cache it in).
+
+use crate::pipeline::host;
+use crate::pipeline::worker_name::WorkerName;
+
+/// Every variable the dispatcher reads, with the default used when the host does not define it.
+/// `spin.toml` declares the same names; a test keeps the two in step.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("base_domain", "localhost"),
+    ("dispatcher_hosts", "localhost,127.0.0.1"),
+    ("reserved_names", ""),
+    ("workers", ""),
+    ("namespace", "default"),
+    ("environment", "development"),
+    ("max_body_bytes", "10485760"),
+    ("upstream_timeout_ms", "30000"),
+    ("log_level", "info"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `<worker>.<base_domain>` routes to a worker; the apex serves the dispatcher's API.
+    pub base_domain: String,
+    /// Further hosts that serve the dispatcher's API.
+    pub dispatcher_hosts: Vec<String>,
+    /// Reserved names on top of the built-in list, lowercase.
+    pub reserved_names: Vec<String>,
+    /// The namespace: the workers deployed beside the dispatcher, sorted.
+    pub workers: Vec<WorkerName>,
+    pub namespace: String,
+    pub environment: String,
+    pub max_body_bytes: u64,
+    pub upstream_timeout_ms: u64,
+    pub log_level: LogLevel,
+}
+
+/// Names the variable whose value is unusable, and why; logged, never sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Builds the configuration from a variable lookup (`None` = not defined: use the default).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| -> String {
+            lookup(name).unwrap_or_else(|| {
+                VARIABLES.iter().find(|(n, _)| *n == name).map(|(_, d)| (*d).to_string()).unwrap_or_default()
+            })
+        };
+        let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
+
+        let base_domain = normalise_configured_host(&get("base_domain"))
+            .ok_or_else(|| fail("base_domain", "not a host name".into()))?;
+        let dispatcher_hosts = list(&get("dispatcher_hosts"))
+            .map(|h| normalise_configured_host(h).ok_or_else(|| fail("dispatcher_hosts", format!("'{h}' is not a host name"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reserved_names: Vec<String> = list(&get("reserved_names")).map(str::to_ascii_lowercase).collect();
+        let mut workers = list(&get("workers"))
+            .map(|w| WorkerName::parse(w, &reserved_names).map_err(|e| fail("workers", format!("'{w}': {}", e.explain()))))
+            .collect::<Result<Vec<_>, _>>()?;
+        workers.sort();
+        workers.dedup();
+        let max_body_bytes = get("max_body_bytes")
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| fail("max_body_bytes", "not a whole number of bytes".into()))?;
+        let upstream_timeout_ms = get("upstream_timeout_ms")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| fail("upstream_timeout_ms", "not a positive whole number of milliseconds".into()))?;
+        let log_level = match get("log_level").trim().to_ascii_lowercase().as_str() {
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warn" | "warning" => LogLevel::Warn,
+            "error" => LogLevel::Error,
+            _ => return Err(fail("log_level", "not one of debug, info, warn, error".into())),
+        };
+        Ok(Config {
+            base_domain,
+            dispatcher_hosts,
+            reserved_names,
+            workers,
+            namespace: get("namespace").trim().to_string(),
+            environment: get("environment").trim().to_string(),
+            max_body_bytes,
+            upstream_timeout_ms,
+            log_level,
+        })
+    }
+
+    pub fn is_dispatcher_host(&self, host: &str) -> bool {
+        host == self.base_domain || self.dispatcher_hosts.iter().any(|h| h == host)
+    }
+
+    /// Whether `name` is deployed. Decided locally: asking Spin for an unknown
+    /// `*.spin.internal` name is denied with an error log, or traps the caller.
+    pub fn has_worker(&self, name: &WorkerName) -> bool {
+        self.workers.binary_search(name).is_ok()
+    }
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+fn normalise_configured_host(value: &str) -> Option<String> {
+    host::normalise(value.trim().as_bytes()).ok().map(|h| h.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_make_a_local_spin_up_work() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.base_domain, "localhost");
+        assert!(config.is_dispatcher_host("localhost"));
+        assert!(config.is_dispatcher_host("127.0.0.1"));
+        assert!(!config.is_dispatcher_host("hello.localhost"));
+        assert_eq!(config.max_body_bytes, 10_485_760);
+        assert_eq!(config.upstream_timeout_ms, 30_000);
+        assert_eq!(config.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn parses_lists_and_normalises_hosts() {
+        let config = config(&[
+            ("base_domain", "Libra.SH."),
+            ("dispatcher_hosts", " dispatcher.libra.dev , API.example.com:8443 "),
+            ("workers", "hello, echo,hello"),
+            ("reserved_names", "Billing"),
+        ])
+        .unwrap();
+        assert_eq!(config.base_domain, "libra.sh");
+        assert_eq!(config.dispatcher_hosts, vec!["dispatcher.libra.dev", "api.example.com"]);
+        let names: Vec<&str> = config.workers.iter().map(WorkerName::as_str).collect();
+        assert_eq!(names, vec!["echo", "hello"]);
+        assert_eq!(config.reserved_names, vec!["billing"]);
+        assert!(config.has_worker(&WorkerName::parse("echo", &[]).unwrap()));
+        assert!(!config.has_worker(&WorkerName::parse("ghost", &[]).unwrap()));
+    }
+
+    #[test]
+    fn names_the_variable_that_is_wrong() {
+        assert_eq!(config(&[("max_body_bytes", "10MB")]).unwrap_err().variable, "max_body_bytes");
+        assert_eq!(config(&[("upstream_timeout_ms", "0")]).unwrap_err().variable, "upstream_timeout_ms");
+        assert_eq!(config(&[("log_level", "loud")]).unwrap_err().variable, "log_level");
+        assert_eq!(config(&[("workers", "ok,bad_name")]).unwrap_err().variable, "workers");
+        assert_eq!(config(&[("workers", "api")]).unwrap_err().variable, "workers");
+        assert_eq!(config(&[("base_domain", "")]).unwrap_err().variable, "base_domain");
+    }
+}

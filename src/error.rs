@@ -1,0 +1,191 @@
+//! Every way a request can fail, mapped to its HTTP status and stable code in one place.
+//!
+//! Responses are RFC 9457 problem documents. `detail` is written here from the variant, never from
+//! an internal error's text, so nothing from a database, a worker trap or the host leaks out.
+
+use serde::Serialize;
+
+use crate::pipeline::worker_name::NameError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchError {
+    /// The `Host` header is missing, repeated, empty, non-ASCII or not a host name.
+    InvalidHost,
+    /// `a.b.<base_domain>`: only one label below the base domain names a worker.
+    HostNotRouted,
+    /// Path or query dispatch without a worker name.
+    MissingWorkerName,
+    InvalidWorkerName(NameError),
+    /// A valid name that is not deployed in the namespace.
+    WorkerNotFound(String),
+    /// A host that is neither the dispatcher's, nor a worker subdomain, nor a known custom domain.
+    CustomDomainNotFound,
+    /// An unknown path on a dispatcher host.
+    NotFound,
+    MethodNotAllowed { allow: &'static str },
+    InvalidContentLength,
+    PayloadTooLarge { limit: u64 },
+    UriTooLong { limit: usize },
+    HeadersTooLarge { limit: usize },
+    /// The client's request body broke off while it was being forwarded.
+    RequestBodyFailed,
+    /// The worker trapped, refused the request or failed before answering.
+    WorkerFailed,
+    /// The worker did not start answering within `upstream_timeout_ms`.
+    WorkerTimeout,
+    /// A Spin variable holds a value the dispatcher cannot use.
+    Configuration,
+}
+
+impl DispatchError {
+    pub fn status(&self) -> u16 {
+        use DispatchError::*;
+        match self {
+            InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength
+            | RequestBodyFailed => 400,
+            HostNotRouted | WorkerNotFound(_) | CustomDomainNotFound | NotFound => 404,
+            MethodNotAllowed { .. } => 405,
+            PayloadTooLarge { .. } => 413,
+            UriTooLong { .. } => 414,
+            HeadersTooLarge { .. } => 431,
+            Configuration => 500,
+            WorkerFailed => 502,
+            WorkerTimeout => 504,
+        }
+    }
+
+    /// Stable, snake_case, documented: clients may switch on it.
+    pub fn code(&self) -> &'static str {
+        use DispatchError::*;
+        match self {
+            InvalidHost => "invalid_host",
+            HostNotRouted => "host_not_routed",
+            MissingWorkerName => "missing_worker_name",
+            InvalidWorkerName(NameError::Reserved) => "reserved_worker_name",
+            InvalidWorkerName(_) => "invalid_worker_name",
+            WorkerNotFound(_) => "worker_not_found",
+            CustomDomainNotFound => "custom_domain_not_found",
+            NotFound => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            InvalidContentLength => "invalid_content_length",
+            PayloadTooLarge { .. } => "payload_too_large",
+            UriTooLong { .. } => "uri_too_long",
+            HeadersTooLarge { .. } => "headers_too_large",
+            RequestBodyFailed => "request_body_failed",
+            WorkerFailed => "worker_failed",
+            WorkerTimeout => "worker_timeout",
+            Configuration => "configuration_error",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        use DispatchError::*;
+        match self {
+            InvalidHost => "Invalid host",
+            HostNotRouted => "Host not routed",
+            MissingWorkerName => "Missing worker name",
+            InvalidWorkerName(NameError::Reserved) => "Reserved worker name",
+            InvalidWorkerName(_) => "Invalid worker name",
+            WorkerNotFound(_) => "Worker not found",
+            CustomDomainNotFound => "Custom domain not found",
+            NotFound => "Not found",
+            MethodNotAllowed { .. } => "Method not allowed",
+            InvalidContentLength => "Invalid Content-Length",
+            PayloadTooLarge { .. } => "Payload too large",
+            UriTooLong { .. } => "URI too long",
+            HeadersTooLarge { .. } => "Request headers too large",
+            RequestBodyFailed => "Request body failed",
+            WorkerFailed => "Worker failed",
+            WorkerTimeout => "Worker timed out",
+            Configuration => "Dispatcher misconfigured",
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        use DispatchError::*;
+        match self {
+            InvalidHost => "The Host header must be one valid ASCII host name, optionally with a port.".into(),
+            HostNotRouted => "Only one label below the base domain names a worker, as in <worker>.<base-domain>.".into(),
+            MissingWorkerName => "Name the worker in the path (/dispatch/<worker>/...) or the query (/dispatch?worker=<worker>).".into(),
+            InvalidWorkerName(problem) => problem.explain().into(),
+            WorkerNotFound(name) => format!("No worker named '{name}' is deployed in this namespace."),
+            CustomDomainNotFound => "This domain is not configured for any worker, or is not verified yet.".into(),
+            NotFound => "No such endpoint on the dispatcher.".into(),
+            MethodNotAllowed { allow } => format!("Allowed methods: {allow}."),
+            InvalidContentLength => "Content-Length must be one non-negative integer.".into(),
+            PayloadTooLarge { limit } => format!("The request body exceeds the limit of {limit} bytes."),
+            UriTooLong { limit } => format!("The request target exceeds the limit of {limit} bytes."),
+            HeadersTooLarge { limit } => format!("The request headers exceed the limit of {limit} bytes."),
+            RequestBodyFailed => "The request body could not be read to the end.".into(),
+            WorkerFailed => "The worker failed before it could answer.".into(),
+            WorkerTimeout => "The worker did not start answering in time.".into(),
+            Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
+        }
+    }
+
+    /// Headers the status itself calls for.
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            DispatchError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The RFC 9457 body, serialised.
+    pub fn problem_json(&self, request_id: &str) -> String {
+        let problem = Problem {
+            kind: format!("urn:libra-dispatcher:error:{}", self.code()),
+            title: self.title(),
+            status: self.status(),
+            detail: self.detail(),
+            code: self.code(),
+            request_id,
+        };
+        serde_json::to_string(&problem).expect("a problem document always serialises")
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(rename = "requestId")]
+    request_id: &'a str,
+}
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_document_has_rfc9457_fields_and_code() {
+        let body = DispatchError::WorkerNotFound("ghost".into()).problem_json("req-1");
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["type"], "urn:libra-dispatcher:error:worker_not_found");
+        assert_eq!(value["title"], "Worker not found");
+        assert_eq!(value["status"], 404);
+        assert_eq!(value["code"], "worker_not_found");
+        assert_eq!(value["requestId"], "req-1");
+        assert!(value["detail"].as_str().unwrap().contains("'ghost'"));
+    }
+
+    #[test]
+    fn reserved_names_have_their_own_code() {
+        assert_eq!(DispatchError::InvalidWorkerName(NameError::Reserved).code(), "reserved_worker_name");
+        assert_eq!(DispatchError::InvalidWorkerName(NameError::Reserved).status(), 400);
+        assert_eq!(DispatchError::InvalidWorkerName(NameError::Characters).code(), "invalid_worker_name");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let error = DispatchError::MethodNotAllowed { allow: "GET, HEAD" };
+        assert_eq!(error.status(), 405);
+        assert_eq!(error.extra_headers(), vec![("allow", "GET, HEAD".to_string())]);
+    }
+}

@@ -1,0 +1,23 @@
+//! libra-dispatcher: one Spin component that receives all of a platform's traffic and sends each
+//! request to the tenant worker it belongs to.
+//!
+//! The request path is a proxy pipeline with named phases, each in its own module under
+//! [`pipeline`]: classify the host, resolve the worker, admit the request (limits, methods),
+//! forward it (upstream headers), then filter the response and log one line. Everything here but
+//! `glue` is plain Rust with no Spin or WASI types, so it is unit-tested on the host; `glue` is the
+//! thin layer that talks to Spin and moves bytes.
+
+pub mod access_log;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod request_id;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+/// Reported by `/health` and `/dispatch`.
+pub const SERVICE: &str = "libra-dispatcher";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

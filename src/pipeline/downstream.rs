@@ -1,0 +1,69 @@
+//! Phase 5, respond: the headers a client receives from a worker (Pingora's `response_filter`).
+
+use crate::pipeline::{Headers, hop_by_hop};
+
+/// Forces every page served through path or query dispatch into a unique opaque origin: scripts
+/// don't run and it cannot read the dispatcher origin's storage or cookies. Without it, every
+/// tenant's HTML would run as the dispatcher's origin and could act as any other tenant there.
+pub const SHARED_ORIGIN_CSP: &str = "sandbox";
+
+/// The worker's headers, unchanged but for hop-by-hop headers, plus the request id. Responses on
+/// the shared dispatcher origin also lose `Set-Cookie` (a tenant could otherwise set cookies
+/// that every other tenant on that origin receives) and gain a sandboxing CSP. A CSP the worker
+/// sent stays: browsers enforce every policy, so adding one can only restrict.
+pub fn headers(worker: Headers, request_id: &str, shared_origin: bool) -> Headers {
+    let hop_by_hop = hop_by_hop::names(&worker);
+    let mut headers: Headers = worker
+        .into_iter()
+        .filter(|(name, _)| {
+            !hop_by_hop::is_listed(name, &hop_by_hop)
+                && !name.eq_ignore_ascii_case("x-request-id")
+                && !(shared_origin && name.eq_ignore_ascii_case("set-cookie"))
+        })
+        .collect();
+    headers.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
+    if shared_origin {
+        headers.push(("content-security-policy".into(), SHARED_ORIGIN_CSP.as_bytes().to_vec()));
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Headers {
+        [
+            ("content-type", "text/html"),
+            ("set-cookie", "session=1"),
+            ("content-security-policy", "default-src 'self'"),
+            ("connection", "x-internal"),
+            ("x-internal", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-request-id", "worker-made"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+    }
+
+    fn render(headers: &Headers) -> Vec<String> {
+        headers.iter().map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v))).collect()
+    }
+
+    #[test]
+    fn own_origin_keeps_everything_but_hop_by_hop() {
+        assert_eq!(
+            render(&headers(worker(), "rid", false)),
+            vec!["content-type: text/html", "set-cookie: session=1", "content-security-policy: default-src 'self'", "x-request-id: rid"]
+        );
+    }
+
+    #[test]
+    fn shared_origin_is_sandboxed_and_cookieless() {
+        assert_eq!(
+            render(&headers(worker(), "rid", true)),
+            vec!["content-type: text/html", "content-security-policy: default-src 'self'", "x-request-id: rid", "content-security-policy: sandbox"]
+        );
+    }
+}

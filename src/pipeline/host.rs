@@ -1,0 +1,163 @@
+//! Phase 1, classify: which kind of host the request is for.
+
+use crate::config::Config;
+use crate::error::DispatchError;
+use crate::pipeline::worker_name::WorkerName;
+
+const MAX_HOST_LEN: usize = 253;
+
+/// A host as routing sees it: lowercase, no port, no trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    /// The `Host` header as the client sent it (validated), port included: what
+    /// `X-Forwarded-Host` passes on, so a worker can build its own absolute URLs.
+    pub authority: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostClass {
+    /// The apex base domain or one of `dispatcher_hosts`: serves the dispatcher's API only.
+    Dispatcher,
+    /// `<worker>.<base_domain>`.
+    Tenant(WorkerName),
+    /// Anything else: a tenant's own domain, looked up in the database.
+    CustomDomain,
+}
+
+/// Validates and normalises a `Host` header value (RFC 9110 `uri-host [ ":" port ]`).
+pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
+    let authority = std::str::from_utf8(raw).map_err(|_| DispatchError::InvalidHost)?;
+    if authority.is_empty() || !authority.is_ascii() {
+        return Err(DispatchError::InvalidHost);
+    }
+    let (host, port) = split_port(authority)?;
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u32>().map_or(true, |p| p > 65_535) {
+            return Err(DispatchError::InvalidHost);
+        }
+    }
+    let name = if host.starts_with('[') {
+        valid_ipv6_literal(host)?.to_ascii_lowercase()
+    } else {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() || host.len() > MAX_HOST_LEN || !host.split('.').all(valid_label) {
+            return Err(DispatchError::InvalidHost);
+        }
+        host.to_ascii_lowercase()
+    };
+    Ok(Host { name, authority: authority.to_string() })
+}
+
+/// Decides the class of a normalised host; a tenant subdomain's label must be a valid name.
+pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError> {
+    if config.is_dispatcher_host(&host.name) {
+        return Ok(HostClass::Dispatcher);
+    }
+    let Some(label) = host.name.strip_suffix(config.base_domain.as_str()).and_then(|rest| rest.strip_suffix('.')) else {
+        return Ok(HostClass::CustomDomain);
+    };
+    if label.contains('.') {
+        // `a.b.libra.sh` is not guessed at: the original took the first label, so one
+        // worker answered for any name under it.
+        return Err(DispatchError::HostNotRouted);
+    }
+    WorkerName::parse(label, &config.reserved_names)
+        .map(HostClass::Tenant)
+        .map_err(DispatchError::InvalidWorkerName)
+}
+
+fn split_port(authority: &str) -> Result<(&str, Option<&str>), DispatchError> {
+    if authority.starts_with('[') {
+        let end = authority.find(']').ok_or(DispatchError::InvalidHost)?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest {
+            "" => Ok((host, None)),
+            _ => rest.strip_prefix(':').map(|port| (host, Some(port))).ok_or(DispatchError::InvalidHost),
+        };
+    }
+    Ok(match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+fn valid_ipv6_literal(host: &str) -> Result<&str, DispatchError> {
+    let inner = &host[1..host.len() - 1];
+    let ok = inner.len() >= 2 && inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    if ok { Ok(host) } else { Err(DispatchError::InvalidHost) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::worker_name::NameError;
+
+    fn config() -> Config {
+        Config::from_lookup(|name| match name {
+            "base_domain" => Some("libra.sh".into()),
+            "dispatcher_hosts" => Some("dispatcher.libra.dev,localhost".into()),
+            "reserved_names" => Some("billing".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn class(raw: &str) -> Result<HostClass, DispatchError> {
+        classify(&normalise(raw.as_bytes())?, &config())
+    }
+
+    fn tenant(name: &str) -> HostClass {
+        HostClass::Tenant(WorkerName::parse(name, &[]).unwrap())
+    }
+
+    #[test]
+    fn normalises_case_port_and_one_trailing_dot() {
+        let host = normalise(b"My-App.Libra.SH.:8443").unwrap();
+        assert_eq!(host.name, "my-app.libra.sh");
+        assert_eq!(host.authority, "My-App.Libra.SH.:8443");
+        assert_eq!(normalise(b"[::1]:3000").unwrap().name, "[::1]");
+        assert_eq!(normalise(b"127.0.0.1:3000").unwrap().name, "127.0.0.1");
+    }
+
+    #[test]
+    fn rejects_malformed_hosts() {
+        let long = format!("{}.com", "a.".repeat(130));
+        for bad in [
+            "", ":80", "a..b", "a.b..", "-a.com", "a-.com", "a_b.com", "exämple.com", "a b", "a.com:", "a.com:http",
+            "a.com:70000", "a.com:80:80", "[::1", "[zz]", "[::1]x", "a/b", "a@b", &long,
+        ] {
+            assert_eq!(normalise(bad.as_bytes()), Err(DispatchError::InvalidHost), "{bad:?}");
+        }
+        assert_eq!(normalise(&[0xff, 0xfe]), Err(DispatchError::InvalidHost));
+    }
+
+    #[test]
+    fn classifies_dispatcher_tenant_and_custom_hosts() {
+        assert_eq!(class("libra.sh"), Ok(HostClass::Dispatcher));
+        assert_eq!(class("LIBRA.SH."), Ok(HostClass::Dispatcher));
+        assert_eq!(class("dispatcher.libra.dev:443"), Ok(HostClass::Dispatcher));
+        assert_eq!(class("my-app.libra.sh"), Ok(tenant("my-app")));
+        assert_eq!(class("My-App.Libra.Sh."), Ok(tenant("my-app")));
+        assert_eq!(class("shop.example.com"), Ok(HostClass::CustomDomain));
+        // A look-alike suffix is not a subdomain.
+        assert_eq!(class("evil-libra.sh"), Ok(HostClass::CustomDomain));
+        assert_eq!(class("libra.sh.evil.com"), Ok(HostClass::CustomDomain));
+    }
+
+    #[test]
+    fn refuses_deeper_and_reserved_subdomains() {
+        assert_eq!(class("a.b.libra.sh"), Err(DispatchError::HostNotRouted));
+        assert_eq!(class("www.libra.sh"), Err(DispatchError::InvalidWorkerName(NameError::Reserved)));
+        assert_eq!(class("billing.libra.sh"), Err(DispatchError::InvalidWorkerName(NameError::Reserved)));
+        assert_eq!(class(&format!("{}.libra.sh", "a".repeat(64))), Err(DispatchError::InvalidHost));
+    }
+}

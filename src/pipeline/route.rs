@@ -1,0 +1,254 @@
+//! Phase 2, resolve: what the request asks for, given the class of its host.
+
+use crate::config::Config;
+use crate::error::DispatchError;
+use crate::pipeline::host::HostClass;
+use crate::pipeline::worker_name::WorkerName;
+
+/// How the worker was named; logged, and decides whether the response shares the dispatcher's
+/// origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A dispatcher endpoint answered by the dispatcher itself.
+    Api,
+    Subdomain,
+    Path,
+    Query,
+    CustomDomain,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Api => "api",
+            RouteKind::Subdomain => "subdomain",
+            RouteKind::Path => "path",
+            RouteKind::Query => "query",
+            RouteKind::CustomDomain => "custom_domain",
+        }
+    }
+
+    /// Path and query dispatch serve every tenant from the dispatcher's one origin, so their
+    /// responses must not be able to act as that origin.
+    pub fn shares_dispatcher_origin(self) -> bool {
+        matches!(self, RouteKind::Path | RouteKind::Query)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    NamespaceInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    Endpoint(Endpoint),
+    /// Send to `worker`, which receives `path_and_query`.
+    Worker { worker: WorkerName, kind: RouteKind, path_and_query: String },
+    /// The host must be looked up as a tenant's custom domain; the path goes through unchanged.
+    CustomDomain,
+}
+
+const DISPATCH_PREFIXES: [&str; 2] = ["/dispatch", "/api/dispatch"];
+
+pub fn resolve(class: &HostClass, method: &str, path_and_query: &str, config: &Config) -> Result<Resolution, DispatchError> {
+    match class {
+        // A tenant host belongs to the tenant, all of it: `/health` or `/dispatch?worker=`
+        // there reach the tenant, so no tenant can run under another's origin.
+        HostClass::Tenant(worker) => Ok(Resolution::Worker {
+            worker: worker.clone(),
+            kind: RouteKind::Subdomain,
+            path_and_query: path_and_query.to_string(),
+        }),
+        HostClass::CustomDomain => Ok(Resolution::CustomDomain),
+        HostClass::Dispatcher => resolve_api(method, path_and_query, config),
+    }
+}
+
+fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Resolution, DispatchError> {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    if path == "/health" {
+        return match method {
+            "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::Health)),
+            _ => Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }),
+        };
+    }
+    for prefix in DISPATCH_PREFIXES {
+        let Some(rest) = path.strip_prefix(prefix) else { continue };
+        if rest.is_empty() {
+            return resolve_query_dispatch(method, query, config);
+        }
+        if let Some(rest) = rest.strip_prefix('/') {
+            return resolve_path_dispatch(rest, query, config);
+        }
+    }
+    Err(DispatchError::NotFound)
+}
+
+/// `/dispatch/<worker>/<rest>`: the worker receives `/<rest>` and the query.
+fn resolve_path_dispatch(rest: &str, query: Option<&str>, config: &Config) -> Result<Resolution, DispatchError> {
+    let (raw_name, tail) = match rest.split_once('/') {
+        Some((name, tail)) => (name, tail),
+        None => (rest, ""),
+    };
+    let worker = parse_name(raw_name, config)?;
+    let mut path_and_query = format!("/{tail}");
+    if let Some(query) = query {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    Ok(Resolution::Worker { worker, kind: RouteKind::Path, path_and_query })
+}
+
+/// `/dispatch?worker=<name>`: the worker receives `/` and the other query parameters. Without
+/// `worker`, `GET`/`HEAD` is the namespace info; anything else has nothing to dispatch to.
+fn resolve_query_dispatch(method: &str, query: Option<&str>, config: &Config) -> Result<Resolution, DispatchError> {
+    let mut name: Option<String> = None;
+    let mut others: Vec<&str> = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(key).as_deref() == Some("worker") {
+            if name.is_some() {
+                // Two names: refusing beats guessing which one a cache or a WAF looked at.
+                return Err(DispatchError::InvalidWorkerName(crate::pipeline::worker_name::NameError::Characters));
+            }
+            let decoded = percent_decode(value)
+                .ok_or(DispatchError::InvalidWorkerName(crate::pipeline::worker_name::NameError::Characters))?;
+            name = Some(decoded);
+        } else {
+            others.push(pair);
+        }
+    }
+    let Some(name) = name else {
+        return match method {
+            "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)),
+            _ => Err(DispatchError::MissingWorkerName),
+        };
+    };
+    let worker = parse_name(&name, config)?;
+    let path_and_query = if others.is_empty() { "/".to_string() } else { format!("/?{}", others.join("&")) };
+    Ok(Resolution::Worker { worker, kind: RouteKind::Query, path_and_query })
+}
+
+fn parse_name(raw: &str, config: &Config) -> Result<WorkerName, DispatchError> {
+    if raw.is_empty() {
+        return Err(DispatchError::MissingWorkerName);
+    }
+    WorkerName::parse(raw, &config.reserved_names).map_err(DispatchError::InvalidWorkerName)
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding). `None` for malformed escapes or non-UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::worker_name::NameError;
+
+    fn config() -> Config {
+        Config::from_lookup(|_| None).unwrap()
+    }
+
+    fn api(method: &str, target: &str) -> Result<Resolution, DispatchError> {
+        resolve(&HostClass::Dispatcher, method, target, &config())
+    }
+
+    fn worker(name: &str, kind: RouteKind, path_and_query: &str) -> Resolution {
+        Resolution::Worker { worker: WorkerName::parse(name, &[]).unwrap(), kind, path_and_query: path_and_query.into() }
+    }
+
+    #[test]
+    fn tenant_hosts_keep_every_path_including_dispatcher_ones() {
+        let class = HostClass::Tenant(WorkerName::parse("victim", &[]).unwrap());
+        for target in ["/", "/health", "/dispatch?worker=attacker", "/dispatch/attacker/x", "/openapi.json"] {
+            assert_eq!(resolve(&class, "POST", target, &config()), Ok(worker("victim", RouteKind::Subdomain, target)));
+        }
+    }
+
+    #[test]
+    fn health_and_namespace_info() {
+        assert_eq!(api("GET", "/health"), Ok(Resolution::Endpoint(Endpoint::Health)));
+        assert_eq!(api("HEAD", "/health?x=1"), Ok(Resolution::Endpoint(Endpoint::Health)));
+        assert_eq!(api("POST", "/health"), Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }));
+        assert_eq!(api("GET", "/health/"), Err(DispatchError::NotFound));
+        assert_eq!(api("GET", "/dispatch"), Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)));
+        assert_eq!(api("GET", "/api/dispatch?other=1"), Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)));
+        assert_eq!(api("POST", "/dispatch"), Err(DispatchError::MissingWorkerName));
+        assert_eq!(api("GET", "/"), Err(DispatchError::NotFound));
+        assert_eq!(api("GET", "/dispatcher"), Err(DispatchError::NotFound));
+    }
+
+    #[test]
+    fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
+        assert_eq!(api("GET", "/dispatch/hello/a/b?x=1"), Ok(worker("hello", RouteKind::Path, "/a/b?x=1")));
+        assert_eq!(api("PUT", "/api/dispatch/hello"), Ok(worker("hello", RouteKind::Path, "/")));
+        assert_eq!(api("GET", "/dispatch/hello/"), Ok(worker("hello", RouteKind::Path, "/")));
+        assert_eq!(api("GET", "/dispatch/HELLO/x"), Ok(worker("hello", RouteKind::Path, "/x")));
+        assert_eq!(api("GET", "/dispatch/"), Err(DispatchError::MissingWorkerName));
+        assert_eq!(api("GET", "/dispatch//x"), Err(DispatchError::MissingWorkerName));
+    }
+
+    #[test]
+    fn query_dispatch_removes_only_the_worker_parameter() {
+        assert_eq!(api("GET", "/dispatch?worker=hello"), Ok(worker("hello", RouteKind::Query, "/")));
+        assert_eq!(api("POST", "/api/dispatch?a=1&worker=hello&b=%20"), Ok(worker("hello", RouteKind::Query, "/?a=1&b=%20")));
+        assert_eq!(api("GET", "/dispatch?%77orker=%68ello"), Ok(worker("hello", RouteKind::Query, "/")));
+        assert_eq!(api("POST", "/dispatch?worker="), Err(DispatchError::MissingWorkerName));
+        assert_eq!(
+            api("GET", "/dispatch?worker=a&worker=b"),
+            Err(DispatchError::InvalidWorkerName(NameError::Characters))
+        );
+    }
+
+    #[test]
+    fn every_mode_uses_the_one_validator() {
+        for (raw, error) in [
+            ("a_b", NameError::Characters),
+            ("..", NameError::Characters),
+            ("%2e%2e", NameError::Characters),
+            ("-a", NameError::Hyphen),
+            ("admin", NameError::Reserved),
+            ("%C3%A9", NameError::Characters),
+        ] {
+            let expected = Err(DispatchError::InvalidWorkerName(error));
+            assert_eq!(api("GET", &format!("/dispatch/{raw}/x")), expected, "path {raw}");
+            if raw != "%2e%2e" && raw != "%C3%A9" {
+                assert_eq!(api("GET", &format!("/dispatch?worker={raw}")), expected, "query {raw}");
+            }
+        }
+        // Escapes in the query decode before validation, so they cannot smuggle a name past it.
+        assert_eq!(api("GET", "/dispatch?worker=%2e%2e"), Err(DispatchError::InvalidWorkerName(NameError::Characters)));
+        assert_eq!(api("GET", "/dispatch?worker=%zz"), Err(DispatchError::InvalidWorkerName(NameError::Characters)));
+        assert_eq!(
+            api("GET", &format!("/dispatch/{}", "a".repeat(64))),
+            Err(DispatchError::InvalidWorkerName(NameError::TooLong))
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Phase 4, forward: the headers a worker receives (Pingora's `upstream_request_filter`).
+//!
+//! Whatever a client says about the request's origin is dropped, and the dispatcher states it
+//! itself, so a worker can trust `X-Forwarded-*` and `X-Request-Id` as the platform's word.
+
+use crate::pipeline::{Headers, hop_by_hop};
+
+/// What the dispatcher knows about the request, to tell the worker.
+#[derive(Debug, Clone)]
+pub struct Provenance<'a> {
+    /// The `Host` header as the client sent it.
+    pub host: &'a str,
+    /// `http` or `https`, from Spin's `spin-full-url`.
+    pub proto: &'a str,
+    /// The peer's IP address, from Spin's `spin-client-addr`.
+    pub client_ip: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// Client headers that claim to describe the request's origin or route. `x-custom-domain`,
+/// `x-original-url`, `x-target-worker` and `x-routing-strategy` were set by the original
+/// dispatcher, so tenants ported from it may still trust them.
+fn is_spoofable(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("x-forwarded-")
+        || name.starts_with("spin-")
+        || matches!(
+            name.as_str(),
+            "host"
+                | "forwarded"
+                | "x-real-ip"
+                | "x-request-id"
+                | "x-custom-domain"
+                | "x-original-url"
+                | "x-target-worker"
+                | "x-routing-strategy"
+        )
+}
+
+pub fn headers(client: &Headers, provenance: &Provenance) -> Headers {
+    let hop_by_hop = hop_by_hop::names(client);
+    let mut headers: Headers = client
+        .iter()
+        .filter(|(name, _)| !is_spoofable(name) && !hop_by_hop::is_listed(name, &hop_by_hop))
+        .cloned()
+        .collect();
+    headers.push(("x-forwarded-host".into(), provenance.host.as_bytes().to_vec()));
+    headers.push(("x-forwarded-proto".into(), provenance.proto.as_bytes().to_vec()));
+    if let Some(ip) = provenance.client_ip {
+        headers.push(("x-forwarded-for".into(), ip.as_bytes().to_vec()));
+    }
+    headers.push(("x-request-id".into(), provenance.request_id.as_bytes().to_vec()));
+    headers
+}
+
+/// The value Spin gives in a header it sets. Spin appends its headers after the client's, so a
+/// client can send one of the same name first: only the last value is Spin's.
+pub fn spin_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
+    headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+}
+
+/// `https` when Spin's `spin-full-url` says so, else `http`.
+pub fn proto(headers: &Headers) -> &'static str {
+    match spin_header(headers, "spin-full-url") {
+        Some(url) if url.len() >= 8 && url[..8].eq_ignore_ascii_case(b"https://") => "https",
+        _ => "http",
+    }
+}
+
+/// The IP address of `spin-client-addr` (`ip:port`, or `[v6]:port`), when it is one.
+pub fn client_ip(headers: &Headers) -> Option<String> {
+    let addr = std::str::from_utf8(spin_header(headers, "spin-client-addr")?).ok()?.trim();
+    let ip = match addr.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.0,
+        None => addr.rsplit_once(':').map_or(addr, |(ip, _)| ip),
+    };
+    ip.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers_of(pairs: &[(&str, &str)]) -> Headers {
+        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
+    }
+
+    fn value<'h>(headers: &'h Headers, name: &str) -> Vec<&'h str> {
+        headers.iter().filter(|(n, _)| n == name).map(|(_, v)| std::str::from_utf8(v).unwrap()).collect()
+    }
+
+    #[test]
+    fn replaces_spoofed_provenance_with_the_dispatchers_own() {
+        let client = headers_of(&[
+            ("host", "hello.localhost:3000"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-request-id", "client-chosen"),
+            ("spin-client-addr", "6.6.6.6:1"),
+            ("x-target-worker", "admin"),
+            ("connection", "close, x-drop-me"),
+            ("x-drop-me", "1"),
+            ("te", "trailers"),
+            ("cookie", "a=1"),
+            ("accept", "text/html"),
+            ("spin-client-addr", "10.1.2.3:5555"),
+        ]);
+        let provenance = Provenance { host: "hello.localhost:3000", proto: "https", client_ip: Some("10.1.2.3"), request_id: "rid-1" };
+        let out = headers(&client, &provenance);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["cookie", "accept", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "x-request-id"]);
+        assert_eq!(value(&out, "x-forwarded-for"), vec!["10.1.2.3"]);
+        assert_eq!(value(&out, "x-forwarded-host"), vec!["hello.localhost:3000"]);
+        assert_eq!(value(&out, "x-forwarded-proto"), vec!["https"]);
+        assert_eq!(value(&out, "x-request-id"), vec!["rid-1"]);
+    }
+
+    #[test]
+    fn trusts_only_the_last_spin_header() {
+        let client = headers_of(&[
+            ("spin-client-addr", "6.6.6.6:1"),
+            ("spin-full-url", "https://evil/"),
+            ("spin-full-url", "http://hello.localhost:3000/x"),
+            ("spin-client-addr", "127.0.0.1:40000"),
+        ]);
+        assert_eq!(client_ip(&client).as_deref(), Some("127.0.0.1"));
+        assert_eq!(proto(&client), "http");
+        assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "[::1]:8080")])).as_deref(), Some("::1"));
+        assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "not-an-ip:1")])), None);
+        assert_eq!(proto(&headers_of(&[("spin-full-url", "HTTPS://a/")])), "https");
+    }
+}
