@@ -19,7 +19,7 @@ pub mod worker_name;
 
 use crate::config::Config;
 use crate::error::DispatchError;
-use host::{Host, HostClass};
+use host::Host;
 use route::{Endpoint, Resolution, RouteKind};
 use worker_name::WorkerName;
 

@@ -1,0 +1,110 @@
+//! A worker that misbehaves on request, for the dispatcher's failure tests. Never deployed: the
+//! test host adds it to the namespace.
+//!
+//! - `/trap`: traps before answering.
+//! - `/hang`: never answers (waits on a clock far in the future, without burning CPU).
+//! - `/stream?bytes=N`: answers 200 with N bytes, written in chunks as the client reads them.
+//! - `/trap-mid-body`: sends headers and a first chunk, then traps.
+//! - `/cookie`: answers 200 with `Set-Cookie` and HTML, to see what path dispatch lets through.
+//! - `/status/N`: answers status N with a small body.
+
+wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
+
+use exports::wasi::http::incoming_handler::Guest;
+use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+struct Faulty;
+
+export!(Faulty);
+
+impl Guest for Faulty {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let target = request.path_with_query().unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        match path {
+            "/trap" => panic!("the faulty worker traps on purpose"),
+            "/hang" => {
+                wasi::clocks::monotonic_clock::subscribe_duration(24 * 3600 * 1_000_000_000).block();
+                unreachable!("a day passed");
+            }
+            "/stream" => {
+                let bytes: u64 = query.strip_prefix("bytes=").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let stream_body = respond(response_out, 200, &[("content-type", "application/octet-stream"), ("content-length", &bytes.to_string())]);
+                write_pattern(stream_body, bytes, false);
+            }
+            "/trap-mid-body" => {
+                let body = respond(response_out, 200, &[("content-type", "application/octet-stream"), ("content-length", "1000000")]);
+                write_pattern(body, 65_536, true);
+            }
+            "/cookie" => {
+                let body = respond(response_out, 200, &[("content-type", "text/html"), ("set-cookie", "tenant=faulty; Path=/")]);
+                write_all(body, b"<script>document.title='ran'</script>");
+            }
+            _ => {
+                let status = path.strip_prefix("/status/").and_then(|s| s.parse().ok()).unwrap_or(404);
+                let body = respond(response_out, status, &[("content-type", "text/plain")]);
+                write_all(body, format!("faulty worker answered {status}").as_bytes());
+            }
+        }
+    }
+}
+
+fn respond(response_out: ResponseOutparam, status: u16, headers: &[(&str, &str)]) -> OutgoingBody {
+    let list: Vec<(String, Vec<u8>)> = headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect();
+    let response = OutgoingResponse::new(Fields::from_list(&list).expect("valid headers"));
+    response.set_status_code(status).expect("valid status");
+    let body = response.body().expect("body is taken once");
+    ResponseOutparam::set(response_out, Ok(response));
+    body
+}
+
+fn write_all(body: OutgoingBody, bytes: &[u8]) {
+    let stream = body.write().expect("stream is taken once");
+    for chunk in bytes.chunks(4096) {
+        stream.blocking_write_and_flush(chunk).expect("client reads");
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).expect("body completes");
+}
+
+/// Writes `total` bytes of a repeating pattern (byte i is i % 251), 64 KiB at a time.
+fn write_pattern(body: OutgoingBody, total: u64, then_trap: bool) {
+    let stream = body.write().expect("stream is taken once");
+    let chunk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (total - sent).min(chunk.len() as u64) as usize;
+        let mut offset = 0;
+        while offset < n {
+            let permit = stream.blocking_check_write(&chunk[offset..n]);
+            offset += permit;
+        }
+        sent += n as u64;
+    }
+    if then_trap {
+        panic!("the faulty worker traps mid-body on purpose");
+    }
+    stream.blocking_flush().expect("client reads");
+    drop(stream);
+    OutgoingBody::finish(body, None).expect("body completes");
+}
+
+trait BlockingWrite {
+    /// Waits until the stream takes some of `bytes`, writes that much and returns how much.
+    fn blocking_check_write(&self, bytes: &[u8]) -> usize;
+}
+
+impl BlockingWrite for wasi::io::streams::OutputStream {
+    fn blocking_check_write(&self, bytes: &[u8]) -> usize {
+        loop {
+            let permit = self.check_write().expect("client reads") as usize;
+            if permit == 0 {
+                self.subscribe().block();
+                continue;
+            }
+            let n = permit.min(bytes.len());
+            self.write(&bytes[..n]).expect("client reads");
+            return n;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Forwarding over Spin's service chaining: `http://<worker>.spin.internal`, served in-process by
+//! the worker's component. Bodies stream both ways and are never held whole.
+
+use wasi::clocks::monotonic_clock;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    FutureIncomingResponse, IncomingBody, IncomingRequest, IncomingResponse, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, ResponseOutparam, Scheme,
+};
+use wasi::io::poll::{Pollable, poll};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
+
+use super::io;
+use crate::config::Config;
+use crate::error::DispatchError;
+use crate::pipeline::{Forward, downstream};
+
+const CHUNK: u64 = 64 * 1024;
+
+type Failure = (ResponseOutparam, DispatchError);
+
+/// Sends the request to the worker and streams its response back. Before the response starts, a
+/// failure is handed back for the caller to answer; after, it can only cut the body short.
+pub fn run(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    forward: &Forward,
+    method: &str,
+    request_id: &str,
+    config: &Config,
+) -> Result<u16, Failure> {
+    let outgoing = OutgoingRequest::new(io::fields(&forward.headers));
+    let _ = outgoing.set_method(&io::method_from_name(method));
+    let _ = outgoing.set_scheme(Some(&Scheme::Http));
+    let _ = outgoing.set_authority(Some(&format!("{}.spin.internal", forward.worker)));
+    let _ = outgoing.set_path_with_query(Some(&forward.path_and_query));
+    let (Ok(body_out), Ok(body_in)) = (outgoing.body(), request.consume()) else {
+        return Err((response_out, DispatchError::WorkerFailed));
+    };
+    // Spin refuses (or traps on) names it does not know; the pipeline has already checked the
+    // namespace, so a refusal here means the manifest and the `workers` variable disagree.
+    let future = match outgoing_handler::handle(outgoing, None) {
+        Ok(future) => future,
+        Err(_) => return Err((response_out, DispatchError::WorkerFailed)),
+    };
+    let response = match send_body_and_await_response(body_in, body_out, &future, config) {
+        Ok(response) => response,
+        Err(error) => return Err((response_out, error)),
+    };
+    drop(future);
+    Ok(stream_response(response, response_out, forward, request_id))
+}
+
+/// Streams the request body to the worker while waiting for its response, racing both against
+/// the upstream timeout: Spin bounds no chained request, so the dispatcher must.
+fn send_body_and_await_response(
+    body_in: IncomingBody,
+    body_out: OutgoingBody,
+    future: &FutureIncomingResponse,
+    config: &Config,
+) -> Result<IncomingResponse, DispatchError> {
+    let deadline = monotonic_clock::subscribe_duration(config.upstream_timeout_ms.saturating_mul(1_000_000));
+    let mut pump = Some(BodyPump::new(body_in, body_out, config.max_body_bytes)?);
+    loop {
+        if let Some(outcome) = future.get() {
+            // A worker may answer before reading the whole body; the rest is not sent.
+            drop(pump);
+            return match outcome {
+                Ok(Ok(response)) => Ok(response),
+                _ => Err(DispatchError::WorkerFailed),
+            };
+        }
+        if let Some(active) = pump.as_mut() {
+            if active.advance()? {
+                pump = None;
+            }
+        }
+        let response_ready = future.subscribe();
+        let body_ready = pump.as_ref().map(BodyPump::pollable);
+        let mut waiting: Vec<&Pollable> = vec![&deadline, &response_ready];
+        waiting.extend(body_ready.as_ref());
+        let ready = poll(&waiting);
+        if ready.contains(&0) && !ready.contains(&1) {
+            return Err(DispatchError::WorkerTimeout);
+        }
+    }
+}
+
+enum Waiting {
+    Input,
+    Output,
+}
+
+/// Copies the client's body to the worker, counting bytes against the cap. Field order matters:
+/// a stream must be dropped before the body it belongs to.
+struct BodyPump {
+    input: InputStream,
+    output: Option<OutputStream>,
+    _body_in: IncomingBody,
+    body_out: Option<OutgoingBody>,
+    pending: Vec<u8>,
+    offset: usize,
+    received: u64,
+    max: u64,
+    input_done: bool,
+    waiting: Waiting,
+}
+
+impl BodyPump {
+    fn new(body_in: IncomingBody, body_out: OutgoingBody, max: u64) -> Result<BodyPump, DispatchError> {
+        let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
+        let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
+        Ok(BodyPump {
+            input,
+            output: Some(output),
+            _body_in: body_in,
+            body_out: Some(body_out),
+            pending: Vec::new(),
+            offset: 0,
+            received: 0,
+            max,
+            input_done: false,
+            waiting: Waiting::Input,
+        })
+    }
+
+    fn pollable(&self) -> Pollable {
+        match (&self.waiting, &self.output) {
+            (Waiting::Output, Some(output)) => output.subscribe(),
+            _ => self.input.subscribe(),
+        }
+    }
+
+    /// Moves as many bytes as are ready. `Ok(true)` when the body has been sent in full.
+    fn advance(&mut self) -> Result<bool, DispatchError> {
+        loop {
+            if self.offset < self.pending.len() {
+                let output = self.output.as_ref().expect("present until finished");
+                match output.check_write() {
+                    Ok(0) => {
+                        self.waiting = Waiting::Output;
+                        return Ok(false);
+                    }
+                    Ok(permit) => {
+                        let end = self.pending.len().min(self.offset + permit as usize);
+                        if output.write(&self.pending[self.offset..end]).is_err() {
+                            return Ok(self.stop_sending());
+                        }
+                        self.offset = end;
+                        continue;
+                    }
+                    // The worker stopped reading; its response (or failure) decides the outcome.
+                    Err(_) => return Ok(self.stop_sending()),
+                }
+            }
+            if self.input_done {
+                drop(self.output.take());
+                if let Some(body_out) = self.body_out.take() {
+                    let _ = OutgoingBody::finish(body_out, None);
+                }
+                return Ok(true);
+            }
+            match self.input.read(CHUNK) {
+                Ok(bytes) if bytes.is_empty() => {
+                    self.waiting = Waiting::Input;
+                    return Ok(false);
+                }
+                Ok(bytes) => {
+                    self.received += bytes.len() as u64;
+                    if self.received > self.max {
+                        return Err(DispatchError::PayloadTooLarge { limit: self.max });
+                    }
+                    self.pending = bytes;
+                    self.offset = 0;
+                }
+                Err(StreamError::Closed) => self.input_done = true,
+                Err(StreamError::LastOperationFailed(_)) => return Err(DispatchError::RequestBodyFailed),
+            }
+        }
+    }
+
+    fn stop_sending(&mut self) -> bool {
+        drop(self.output.take());
+        drop(self.body_out.take());
+        true
+    }
+}
+
+fn stream_response(response: IncomingResponse, response_out: ResponseOutparam, forward: &Forward, request_id: &str) -> u16 {
+    let status = response.status();
+    let headers = downstream::headers(response.headers().entries(), request_id, forward.kind.shares_dispatcher_origin());
+    let outgoing = OutgoingResponse::new(io::fields(&headers));
+    let _ = outgoing.set_status_code(status);
+    let (Ok(body_out), Ok(body_in)) = (outgoing.body(), response.consume()) else {
+        ResponseOutparam::set(response_out, Ok(outgoing));
+        return status;
+    };
+    ResponseOutparam::set(response_out, Ok(outgoing));
+    let (Ok(input), Ok(output)) = (body_in.stream(), body_out.write()) else { return status };
+    let complete = loop {
+        match output.blocking_splice(&input, CHUNK) {
+            Ok(_) => continue,
+            Err(StreamError::Closed) => break true,
+            // The worker failed mid-body: the client must see a cut-off response, not a
+            // complete-looking one, so the body is dropped unfinished.
+            Err(StreamError::LastOperationFailed(_)) => break false,
+        }
+    };
+    drop(input);
+    drop(output);
+    if complete {
+        let _ = OutgoingBody::finish(body_out, None);
+    }
+    drop(body_in);
+    status
+}

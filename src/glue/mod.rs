@@ -1,0 +1,104 @@
+//! The thin layer between Spin and the pipeline: read the request, ask the pipeline what to do,
+//! move the bytes, write one log line. No routing or validation decisions are made here.
+
+mod forward;
+mod io;
+
+use wasi::exports::http::incoming_handler::Guest;
+use wasi::http::types::{IncomingRequest, ResponseOutparam};
+
+use crate::access_log::{self, AccessLog};
+use crate::api;
+use crate::config::Config;
+use crate::error::DispatchError;
+use crate::pipeline::{self, RequestHead, Step, route::Endpoint};
+use crate::request_id;
+
+struct Dispatcher;
+
+wasi::http::proxy::export!(Dispatcher);
+
+impl Guest for Dispatcher {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let started = wasi::clocks::monotonic_clock::now();
+        let head = io::request_head(&request);
+        let request_id = request_id::from_client(&head.headers).unwrap_or_else(|| {
+            let bytes: [u8; 16] = wasi::random::random::get_random_bytes(16).try_into().unwrap_or([0; 16]);
+            request_id::generate(bytes)
+        });
+
+        let config = Config::from_lookup(|name| spin_sdk::variables::get(name).ok());
+        let (status, decision, error) = match &config {
+            Ok(config) => {
+                let decision = pipeline::decide(&head, &request_id, config);
+                let (status, error) = serve(request, response_out, &head, &decision.outcome, &request_id, config);
+                (status, Some(decision), error)
+            }
+            Err(problem) => {
+                eprintln!("libra-dispatcher: variable {} is invalid: {}", problem.variable, problem.problem);
+                let error = DispatchError::Configuration;
+                (io::send_problem(response_out, &error, &request_id, &head.method), None, Some(error.code()))
+            }
+        };
+
+        let level = access_log::level_for(status);
+        let threshold = config.as_ref().map_or(crate::config::LogLevel::Info, |c| c.log_level);
+        if level >= threshold {
+            let elapsed_ns = wasi::clocks::monotonic_clock::now().saturating_sub(started);
+            let decision = decision.as_ref();
+            let line = AccessLog {
+                time: &io::now_rfc3339(),
+                level: level.as_str(),
+                request_id: &request_id,
+                method: &head.method,
+                host: decision.and_then(|d| d.host.as_ref()).map(|h| h.name.as_str()),
+                path: access_log::path_only(&head.path_and_query),
+                route: decision.and_then(|d| d.route).map(|r| r.as_str()),
+                worker: decision.and_then(|d| d.worker.as_ref()).map(|w| w.as_str()),
+                status,
+                duration_ms: (elapsed_ns as f64 / 1e4).round() / 100.0,
+                error,
+            };
+            println!("{}", line.to_line());
+        }
+    }
+}
+
+/// Carries out the pipeline's decision. Returns the status sent and the error code, if any.
+fn serve(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    head: &RequestHead,
+    outcome: &Result<Step, DispatchError>,
+    request_id: &str,
+    config: &Config,
+) -> (u16, Option<&'static str>) {
+    let result = match outcome {
+        Ok(Step::Endpoint(endpoint)) => {
+            return (respond_endpoint(*endpoint, response_out, head, request_id, config), None);
+        }
+        Ok(Step::Forward(forward)) => forward::run(request, response_out, forward, &head.method, request_id, config),
+        // Custom domains are not looked up yet: every such host is unknown.
+        Ok(Step::CustomDomain) => Err((response_out, DispatchError::CustomDomainNotFound)),
+        Err(error) => Err((response_out, error.clone())),
+    };
+    match result {
+        Ok(status) => (status, None),
+        Err((response_out, error)) => (io::send_problem(response_out, &error, request_id, &head.method), Some(error.code())),
+    }
+}
+
+fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, head: &RequestHead, request_id: &str, config: &Config) -> u16 {
+    let timestamp = io::now_rfc3339();
+    let body = match endpoint {
+        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, config)),
+        Endpoint::NamespaceInfo => {
+            let scheme = pipeline::upstream::proto(&head.headers);
+            let host = pipeline::upstream::spin_header(&head.headers, "host").and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
+            let port = host.rsplit_once(':').map(|(_, p)| p).filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            serde_json::to_vec(&api::namespace_info(config, scheme, port, &timestamp, request_id))
+        }
+    }
+    .expect("endpoint bodies always serialise");
+    io::send_json(response_out, 200, &body, request_id, &head.method)
+}
