@@ -48,7 +48,11 @@ pub fn run(
         Err(error) => return Err((response_out, error)),
     };
     drop(future);
-    Ok(stream_response(response, response_out, forward, request_id))
+    let headers = response.headers().entries();
+    if downstream::is_worker_failure(response.status(), &headers) {
+        return Err((response_out, DispatchError::WorkerFailed));
+    }
+    Ok(stream_response(response, headers, response_out, forward, request_id))
 }
 
 /// Streams the request body to the worker while waiting for its response, racing both against
@@ -186,9 +190,15 @@ impl BodyPump {
     }
 }
 
-fn stream_response(response: IncomingResponse, response_out: ResponseOutparam, forward: &Forward, request_id: &str) -> u16 {
+fn stream_response(
+    response: IncomingResponse,
+    headers: crate::pipeline::Headers,
+    response_out: ResponseOutparam,
+    forward: &Forward,
+    request_id: &str,
+) -> u16 {
     let status = response.status();
-    let headers = downstream::headers(response.headers().entries(), request_id, forward.kind.shares_dispatcher_origin());
+    let headers = downstream::headers(headers, request_id, forward.kind.shares_dispatcher_origin());
     let outgoing = OutgoingResponse::new(io::fields(&headers));
     let _ = outgoing.set_status_code(status);
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), response.consume()) else {

@@ -8,6 +8,7 @@ use crate::pipeline::{Headers, RequestHead};
 pub fn request_head(request: &IncomingRequest) -> RequestHead {
     RequestHead {
         method: method_name(&request.method()),
+        authority: request.authority(),
         path_and_query: request.path_with_query().unwrap_or_else(|| "/".into()),
         headers: request.headers().entries(),
     }

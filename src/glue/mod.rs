@@ -88,14 +88,20 @@ fn serve(
     }
 }
 
+/// The port the client used, so example URLs work as printed.
+fn decision_port(head: &RequestHead) -> Option<&str> {
+    let authority = head.authority.as_deref()?;
+    let (_, port) = authority.rsplit_once(':')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
+}
+
 fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, head: &RequestHead, request_id: &str, config: &Config) -> u16 {
     let timestamp = io::now_rfc3339();
     let body = match endpoint {
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, config)),
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
-            let host = pipeline::upstream::spin_header(&head.headers, "host").and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
-            let port = host.rsplit_once(':').map(|(_, p)| p).filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            let port = decision_port(head);
             serde_json::to_vec(&api::namespace_info(config, scheme, port, &timestamp, request_id))
         }
     }

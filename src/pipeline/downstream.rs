@@ -28,6 +28,14 @@ pub fn headers(worker: Headers, request_id: &str, shared_origin: bool) -> Header
     headers
 }
 
+/// Spin answers a chained request whose component trapped, or returned without responding, with
+/// a bare 500: no headers, no body (`internal_error` in Spin's `trigger-http`). That is how a
+/// worker failure reaches the dispatcher, so it becomes a 502. A worker that deliberately answers
+/// 500 with no headers at all is indistinguishable from a crash and is reported the same way.
+pub fn is_worker_failure(status: u16, headers: &Headers) -> bool {
+    status == 500 && headers.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +57,13 @@ mod tests {
 
     fn render(headers: &Headers) -> Vec<String> {
         headers.iter().map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v))).collect()
+    }
+
+    #[test]
+    fn only_a_bare_500_is_a_worker_failure() {
+        assert!(is_worker_failure(500, &Vec::new()));
+        assert!(!is_worker_failure(500, &vec![("content-type".into(), b"text/plain".to_vec())]));
+        assert!(!is_worker_failure(503, &Vec::new()));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub type Headers = Vec<(String, Vec<u8>)>;
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub method: String,
+    /// The request's authority as Spin gives it (taken from `Host`). Newer wasmtime releases
+    /// hide `Host` itself from guests, so this is the primary source.
+    pub authority: Option<String>,
     pub path_and_query: String,
     pub headers: Headers,
 }
@@ -70,7 +73,7 @@ pub fn decide(head: &RequestHead, request_id: &str, config: &Config) -> Decision
 fn decide_into(decision: &mut Decision, head: &RequestHead, request_id: &str, config: &Config) -> Result<Step, DispatchError> {
     admit::check_target(&head.path_and_query)?;
     admit::check_header_size(&head.headers)?;
-    let host = host::normalise(single_host_header(&head.headers)?)?;
+    let host = host::normalise(host_of(head)?)?;
     let class = host::classify(&host, config);
     decision.host = Some(host);
     let resolution = route::resolve(&class?, &head.method, &head.path_and_query, config)?;
@@ -118,11 +121,14 @@ pub fn prepare_forward(
     Ok(Forward { worker, kind, path_and_query, headers })
 }
 
-/// Exactly one `Host`: two could make the dispatcher and a worker disagree about the tenant.
-fn single_host_header(headers: &Headers) -> Result<&[u8], DispatchError> {
-    let mut hosts = headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("host"));
-    match (hosts.next(), hosts.next()) {
-        (Some((_, value)), None) => Ok(value),
+/// The authority, else the one `Host` header. Two `Host` headers are refused even with an
+/// authority: they could make the dispatcher and a worker disagree about the tenant.
+fn host_of(head: &RequestHead) -> Result<&[u8], DispatchError> {
+    let mut hosts = head.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("host"));
+    match (head.authority.as_deref(), hosts.next(), hosts.next()) {
+        (_, Some(_), Some(_)) => Err(DispatchError::InvalidHost),
+        (Some(authority), _, None) if !authority.is_empty() => Ok(authority.as_bytes()),
+        (_, Some((_, value)), None) => Ok(value),
         _ => Err(DispatchError::InvalidHost),
     }
 }
@@ -143,6 +149,7 @@ mod tests {
     fn head(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
         RequestHead {
             method: method.into(),
+            authority: None,
             path_and_query: target.into(),
             headers: headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect(),
         }
@@ -172,6 +179,18 @@ mod tests {
         assert_eq!(decision.outcome.unwrap_err(), DispatchError::InvalidHost);
         let decision = decide(&head("GET", "/", &[]), "rid", &config());
         assert_eq!(decision.outcome.unwrap_err(), DispatchError::InvalidHost);
+    }
+
+    #[test]
+    fn authority_is_used_when_host_is_hidden() {
+        let mut request = head("GET", "/", &[]);
+        request.authority = Some("Echo.localhost:3000".into());
+        let decision = decide(&request, "rid", &config());
+        let Ok(Step::Forward(forward)) = decision.outcome else { panic!("{:?}", decision.outcome) };
+        assert!(forward.headers.contains(&("x-forwarded-host".into(), b"Echo.localhost:3000".to_vec())));
+        let mut twice = head("GET", "/", &[("host", "echo.localhost"), ("host", "hello.localhost")]);
+        twice.authority = Some("echo.localhost".into());
+        assert_eq!(decide(&twice, "rid", &config()).outcome.unwrap_err(), DispatchError::InvalidHost);
     }
 
     #[test]

@@ -1,0 +1,346 @@
+//! A test host that runs the project's compiled components the way Spin 4 does, on wasmtime and
+//! `wasmtime-wasi-http` from crates.io (CI cannot install the Spin CLI). Test infrastructure
+//! only, not a product.
+//!
+//! What it mirrors (see `shared/reference/spin-facts.md` and Spin's `crates/trigger-http`):
+//! - routing by path only; private routes are unreachable from outside;
+//! - the `spin-*` headers, appended after the client's own, and `Connection` removed;
+//! - a fresh instance for every request;
+//! - service chaining: `http://<id>.spin.internal` served in-process, `Host` removed, the callee
+//!   seeing `spin-full-url = http://localhost/<path>` and `spin-client-addr = 0.0.0.0:0`;
+//!   `allowed_outbound_hosts` enforced; unknown ids denied;
+//! - a component that traps or gives no response becomes an empty 500, as Spin answers;
+//! - variables: manifest defaults plus overrides, expanded into component variable templates.
+
+mod chaining;
+pub mod manifest;
+mod spin_headers;
+mod variables;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub use manifest::Manifest;
+
+/// The repository root, where `spin.toml` and `target/` are.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("project root exists")
+}
+
+/// Where `cargo build --target wasm32-wasip2 --release` puts a package's component.
+pub fn wasm_path(package: &str) -> PathBuf {
+    project_root().join("target/wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// How to run an app: which manifest, which variable values, and any test-only workers.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub manifest: PathBuf,
+    /// Application variable values, as `spin up --variable name=value` would give them.
+    pub variables: BTreeMap<String, String>,
+    /// Test-only workers added with private routes, as `(component id, .wasm path)`.
+    pub extra_workers: Vec<(String, PathBuf)>,
+    /// Linear-memory cap per instance: a component that buffers a body larger than this fails.
+    pub memory_limit_bytes: usize,
+    /// Keep each component's stdout for [`App::stdout`]; off for benchmarks.
+    pub capture_stdout: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            manifest: project_root().join("spin.toml"),
+            variables: BTreeMap::new(),
+            extra_workers: Vec::new(),
+            memory_limit_bytes: 64 << 20,
+            capture_stdout: true,
+        }
+    }
+}
+
+impl AppOptions {
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    pub fn worker(mut self, id: &str, wasm: PathBuf) -> Self {
+        self.extra_workers.push((id.to_string(), wasm));
+        self
+    }
+}
+
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub(crate) struct AppInner {
+    engine: Engine,
+    components: HashMap<String, Loaded>,
+    /// Public routes, most specific first.
+    routes: Vec<(String, String)>,
+    variables: variables::Resolver,
+    memory_limit_bytes: usize,
+    in_flight: InFlight,
+}
+
+/// Counts each component's invocations still running, so a test can wait until they have
+/// finished (and written their log lines) instead of sleeping.
+#[derive(Default)]
+struct InFlight {
+    counts: Mutex<HashMap<String, usize>>,
+    changed: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn start(&self, component: &str) {
+        *self.counts.lock().unwrap().entry(component.to_string()).or_default() += 1;
+    }
+
+    fn finish(&self, component: &str) {
+        *self.counts.lock().unwrap().get_mut(component).expect("started") -= 1;
+        self.changed.notify_waiters();
+    }
+
+    async fn wait_idle(&self, component: &str) {
+        loop {
+            let notified = self.changed.notified();
+            if self.counts.lock().unwrap().get(component).copied().unwrap_or(0) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct Loaded {
+    pre: ProxyPre<HostState>,
+    allowed_outbound_hosts: Vec<String>,
+    variables: BTreeMap<String, String>,
+    stdout: Option<MemoryOutputPipe>,
+}
+
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: chaining::Hooks,
+    limits: StoreLimits,
+    app: Arc<AppInner>,
+    component_id: String,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        Engine::new(&config).expect("engine configuration is valid")
+    })
+}
+
+/// Compiles each `.wasm` once per test binary: Cranelift is the slow part of starting an app.
+fn compile(path: &Path) -> Result<Component> {
+    static COMPILED: OnceLock<Mutex<HashMap<PathBuf, Component>>> = OnceLock::new();
+    let cache = COMPILED.get_or_init(Default::default);
+    if let Some(component) = cache.lock().unwrap().get(path) {
+        return Ok(component.clone());
+    }
+    if !path.exists() {
+        return Err(anyhow!(
+            "{} is missing: build the components first (`cargo build --target wasm32-wasip2 --release --workspace --exclude libra-test-host`, or run scripts/test)",
+            path.display()
+        ));
+    }
+    let component = Component::from_file(engine(), path).map_err(anyhow::Error::from).with_context(|| format!("compiling {}", path.display()))?;
+    cache.lock().unwrap().insert(path.to_path_buf(), component.clone());
+    Ok(component)
+}
+
+impl App {
+    pub fn new(options: AppOptions) -> Result<App> {
+        let manifest = Manifest::load(&options.manifest)?;
+        let engine = engine().clone();
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        variables::add_to_linker(&mut linker)?;
+
+        let mut sources: Vec<(String, PathBuf, manifest::Component)> = manifest
+            .component
+            .iter()
+            .map(|(id, c)| (id.clone(), manifest.source_path(id).expect("listed"), c.clone()))
+            .collect();
+        for (id, wasm) in &options.extra_workers {
+            let component = manifest::Component {
+                source: wasm.display().to_string(),
+                allowed_outbound_hosts: Vec::new(),
+                variables: BTreeMap::new(),
+                key_value_stores: Vec::new(),
+                sqlite_databases: Vec::new(),
+            };
+            sources.push((id.clone(), wasm.clone(), component));
+        }
+
+        let resolver = variables::Resolver::new(&manifest.variables, &options.variables)?;
+        let mut components = HashMap::new();
+        for (id, path, spec) in sources {
+            let component = compile(&path)?;
+            // An import this host lacks fails here, loudly, naming the interface.
+            let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component '{id}' is not a wasi:http/proxy component"))?;
+            let allowed_outbound_hosts = spec
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| resolver.expand(entry))
+                .collect::<Result<Vec<_>>>()?;
+            let stdout = options.capture_stdout.then(|| MemoryOutputPipe::new(256 << 20));
+            components.insert(id, Loaded { pre, allowed_outbound_hosts, variables: spec.variables, stdout });
+        }
+        let mut routes = manifest.public_routes();
+        routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.trim_end_matches("...").len()));
+        Ok(App(Arc::new(AppInner { engine, components, routes, variables: resolver, memory_limit_bytes: options.memory_limit_bytes, in_flight: InFlight::default() })))
+    }
+
+    /// Serves one request from a client at `client_addr`, as `spin up` would.
+    pub async fn handle<B>(&self, request: http::Request<B>, client_addr: SocketAddr) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        let path = request.uri().path().to_string();
+        let Some((route, component)) = self.0.routes.iter().find(|(route, _)| route_matches(route, &path)) else {
+            return spin_headers::empty_response(404);
+        };
+        let (route, component) = (route.clone(), component.clone());
+        self.0.clone().serve(&component, &route, request, client_addr).await
+    }
+
+    /// Waits until every invocation of `component` has returned.
+    pub async fn wait_idle(&self, component: &str) {
+        self.0.in_flight.wait_idle(component).await;
+    }
+
+    /// Everything `component` printed to stdout so far.
+    pub fn stdout(&self, component: &str) -> String {
+        let loaded = &self.0.components[component];
+        let bytes = loaded.stdout.as_ref().map(MemoryOutputPipe::contents).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn route_matches(route: &str, path: &str) -> bool {
+    match route.strip_suffix("/...") {
+        Some(prefix) => path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty(),
+        None => route == path,
+    }
+}
+
+impl AppInner {
+    /// Runs `component_id` on `request`; a trap or a missing response is an empty 500.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        component_id: &str,
+        route: &str,
+        request: http::Request<WasiBody>,
+        client_addr: SocketAddr,
+    ) -> http::Response<HyperOutgoingBody> {
+        match self.clone().try_serve(component_id, route, request, client_addr).await {
+            Ok(response) => response,
+            Err(error) => {
+                eprintln!("test host: component '{component_id}' failed: {error:#}");
+                spin_headers::empty_response(500)
+            }
+        }
+    }
+
+    async fn try_serve(
+        self: Arc<Self>,
+        component_id: &str,
+        route: &str,
+        mut request: http::Request<WasiBody>,
+        client_addr: SocketAddr,
+    ) -> Result<http::Response<HyperOutgoingBody>> {
+        let loaded = self.components.get(component_id).ok_or_else(|| anyhow!("unknown routing destination '{component_id}'"))?;
+        spin_headers::prepare(&mut request, route, client_addr)?;
+
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr();
+        if let Some(stdout) = &loaded.stdout {
+            wasi.stdout(stdout.clone());
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: chaining::Hooks::new(self.clone(), component_id),
+            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit_bytes).build(),
+            app: self.clone(),
+            component_id: component_id.to_string(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = loaded.pre.clone();
+        self.in_flight.start(component_id);
+        let app = self.clone();
+        let id = component_id.to_string();
+        let task = tokio::spawn(async move {
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
+            }
+            .await;
+            drop(store);
+            app.in_flight.finish(&id);
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => {
+                let id = component_id.to_string();
+                // The guest may keep running to stream the body; report a late failure.
+                tokio::spawn(async move {
+                    if let Ok(Err(error)) = task.await {
+                        eprintln!("test host: component '{id}' failed after its response started: {error:#}");
+                    }
+                });
+                Ok(response)
+            }
+            Ok(Err(code)) => Err(anyhow!("component answered with error {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow!("component returned without a response")),
+                Ok(Err(error)) => Err(anyhow::Error::from(error).context("component trapped")),
+                Err(join) => Err(anyhow!("component task failed: {join}")),
+            },
+        }
+    }
+}

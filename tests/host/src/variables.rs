@@ -1,0 +1,68 @@
+//! Spin's variables: application variables (manifest defaults, overridden like
+//! `spin up --variable`), expanded into each component's `{{ name }}` templates.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow, bail};
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::HostState;
+use crate::manifest::Variable;
+
+wasmtime::component::bindgen!({ path: "wit", world: "fermyon:spin/host" });
+
+use fermyon::spin::variables::{self, Error};
+
+pub struct Resolver {
+    values: BTreeMap<String, Option<String>>,
+}
+
+impl Resolver {
+    pub fn new(declared: &BTreeMap<String, Variable>, overrides: &BTreeMap<String, String>) -> Result<Resolver> {
+        let mut values = BTreeMap::new();
+        for (name, variable) in declared {
+            let value = overrides.get(name).cloned().or_else(|| variable.default.clone());
+            if variable.required && value.is_none() {
+                bail!("required variable '{name}' has no value");
+            }
+            values.insert(name.clone(), value);
+        }
+        if let Some(unknown) = overrides.keys().find(|name| !declared.contains_key(*name)) {
+            bail!("variable '{unknown}' is not declared in the manifest");
+        }
+        Ok(Resolver { values })
+    }
+
+    /// Expands `{{ name }}` references to application variables.
+    pub fn expand(&self, template: &str) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("}}").ok_or_else(|| anyhow!("unclosed template in '{template}'"))? + start;
+            let name = rest[start + 2..end].trim();
+            let value = self.values.get(name).ok_or_else(|| anyhow!("template names unknown variable '{name}'"))?;
+            out.push_str(value.as_deref().ok_or_else(|| anyhow!("variable '{name}' has no value"))?);
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    Ok(variables::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?)
+}
+
+impl variables::Host for HostState {
+    fn get(&mut self, name: String) -> Result<String, Error> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(Error::InvalidName(name));
+        }
+        let component = &self.app.components[&self.component_id];
+        let Some(template) = component.variables.get(&name) else {
+            return Err(Error::Undefined(format!("no variable for {:?}.{name:?}", self.component_id)));
+        };
+        self.app.variables.expand(template).map_err(|e| Error::Provider(e.to_string()))
+    }
+}
