@@ -71,6 +71,7 @@ impl WasiHttpHooks for Hooks {
                 return Err(Error::HttpRequestDenied);
             };
             let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+            app.outbound_log.lock().unwrap().push(format!("{scheme}://{id}.spin.internal"));
             let allowed = &app.components[&caller].allowed_outbound_hosts;
             let known = app.components.contains_key(&id);
             match (permission(allowed, &scheme, &id), known) {

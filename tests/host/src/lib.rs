@@ -52,8 +52,9 @@ pub struct AppOptions {
     pub manifest: PathBuf,
     /// Application variable values, as `spin up --variable name=value` would give them.
     pub variables: BTreeMap<String, String>,
-    /// Test-only workers added with private routes, as `(component id, .wasm path)`.
-    pub extra_workers: Vec<(String, PathBuf)>,
+    /// Test-only workers added with private routes: component id, `.wasm` path and
+    /// `allowed_outbound_hosts`.
+    pub extra_workers: Vec<(String, PathBuf, Vec<String>)>,
     /// Linear-memory cap per instance: a component that buffers a body larger than this fails.
     pub memory_limit_bytes: usize,
     /// Keep each component's stdout for [`App::stdout`]; off for benchmarks.
@@ -79,7 +80,12 @@ impl AppOptions {
     }
 
     pub fn worker(mut self, id: &str, wasm: PathBuf) -> Self {
-        self.extra_workers.push((id.to_string(), wasm));
+        self.extra_workers.push((id.to_string(), wasm, Vec::new()));
+        self
+    }
+
+    pub fn worker_with_outbound(mut self, id: &str, wasm: PathBuf, allowed_outbound_hosts: &[&str]) -> Self {
+        self.extra_workers.push((id.to_string(), wasm, allowed_outbound_hosts.iter().map(|h| h.to_string()).collect()));
         self
     }
 }
@@ -95,6 +101,7 @@ pub(crate) struct AppInner {
     variables: variables::Resolver,
     memory_limit_bytes: usize,
     in_flight: InFlight,
+    outbound_log: Mutex<Vec<String>>,
 }
 
 /// Counts each component's invocations still running, so a test can wait until they have
@@ -196,10 +203,10 @@ impl App {
             .iter()
             .map(|(id, c)| (id.clone(), manifest.source_path(id).expect("listed"), c.clone()))
             .collect();
-        for (id, wasm) in &options.extra_workers {
+        for (id, wasm, allowed_outbound_hosts) in &options.extra_workers {
             let component = manifest::Component {
                 source: wasm.display().to_string(),
-                allowed_outbound_hosts: Vec::new(),
+                allowed_outbound_hosts: allowed_outbound_hosts.clone(),
                 variables: BTreeMap::new(),
                 key_value_stores: Vec::new(),
                 sqlite_databases: Vec::new(),
@@ -225,7 +232,7 @@ impl App {
         }
         let mut routes = manifest.public_routes();
         routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.trim_end_matches("...").len()));
-        Ok(App(Arc::new(AppInner { engine, components, routes, variables: resolver, memory_limit_bytes: options.memory_limit_bytes, in_flight: InFlight::default() })))
+        Ok(App(Arc::new(AppInner { engine, components, routes, variables: resolver, memory_limit_bytes: options.memory_limit_bytes, in_flight: InFlight::default(), outbound_log: Mutex::default() })))
     }
 
     /// Serves one request from a client at `client_addr`, as `spin up` would.
@@ -241,6 +248,22 @@ impl App {
         };
         let (route, component) = (route.clone(), component.clone());
         self.0.clone().serve(&component, &route, request, client_addr).await
+    }
+
+    /// Serves a request with `component` directly, as if a public route matched it (the
+    /// benchmark's baseline for workers that have only private routes).
+    pub async fn handle_with<B>(&self, component: &str, request: http::Request<B>, client_addr: SocketAddr) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        self.0.clone().serve(component, "/...", request, client_addr).await
+    }
+
+    /// The `*.spin.internal` destinations components asked for, in order, denied ones included.
+    pub fn outbound_requests(&self) -> Vec<String> {
+        self.0.outbound_log.lock().unwrap().clone()
     }
 
     /// Waits until every invocation of `component` has returned.

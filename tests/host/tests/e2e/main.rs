@@ -1,0 +1,10 @@
+//! End-to-end tests: the real compiled components (`target/wasm32-wasip2/release/*.wasm`) run in
+//! the test host, which behaves as Spin does. Build them first: `scripts/test` does.
+
+mod support;
+
+mod errors_and_logs;
+mod forwarding;
+mod limits_and_failures;
+mod manifest;
+mod routing;

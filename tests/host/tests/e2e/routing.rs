@@ -1,0 +1,199 @@
+//! Which worker a request reaches, and what path it sees, in every routing mode.
+
+use crate::support::*;
+use libra_test_host::App;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged() {
+    let app = app();
+    let reply = request("PATCH", "echo.localhost:3000", "/a/b%20c?x=1&y=%2F").send_body(&app, "payload").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let echoed = reply.json();
+    assert_eq!(echoed["method"], "PATCH");
+    assert_eq!(echoed["path"], "/a/b%20c");
+    assert_eq!(echoed["query"], "x=1&y=%2F");
+    assert_eq!(echoed["body"]["bytes"], 7);
+    assert_eq!(echoed["body"]["sha256"], sha256_hex(b"payload"));
+
+    let hello = get("hello.localhost:3000", "/").send(&app).await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(hello.text().contains("Hello from the <code>hello</code> worker"), "{}", hello.text());
+    assert!(hello.text().contains("hello.localhost:3000"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdomain_host_is_case_insensitive_and_may_end_in_a_dot() {
+    let app = app();
+    for host in ["ECHO.LOCALHOST", "echo.localhost.", "Echo.Localhost.:8080"] {
+        let reply = get(host, "/").send(&app).await;
+        assert_eq!(reply.status, 200, "{host}: {}", reply.text());
+        assert_eq!(reply.json()["path"], "/");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
+    let app = app();
+    for (target, path, query) in [
+        ("/dispatch/echo/a/b?x=1", "/a/b", Some("x=1")),
+        ("/api/dispatch/echo/deep/er", "/deep/er", None),
+        ("/dispatch/echo", "/", None),
+        ("/dispatch/echo/", "/", None),
+        ("/dispatch/ECHO/upper", "/upper", None),
+    ] {
+        let reply = request("POST", "localhost:3000", target).send_body(&app, "x").await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let echoed = reply.json();
+        assert_eq!(echoed["path"], path, "{target}");
+        assert_eq!(echoed["query"].as_str(), query, "{target}");
+        assert_eq!(echoed["method"], "POST");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method() {
+    let app = app();
+    let reply = request("PUT", "127.0.0.1:3000", "/dispatch?a=1&worker=echo&b=2").send_body(&app, "x").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["path"], "/");
+    assert_eq!(reply.json()["query"], "a=1&b=2");
+
+    // GET dispatches too (the original silently answered with namespace info instead).
+    let reply = get("localhost", "/api/dispatch?worker=echo").send(&app).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["method"], "GET");
+    assert_eq!(reply.json()["query"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant() {
+    let app = app();
+    for target in ["/health", "/dispatch", "/dispatch?worker=hello", "/dispatch/hello/x", "/api/dispatch?worker=hello", "/openapi.json"] {
+        let reply = request("POST", "echo.localhost", target).send(&app).await;
+        assert_eq!(reply.status, 200, "{target}");
+        let echoed = reply.json();
+        let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+        assert_eq!(echoed["path"], path, "echo itself answered {target}");
+        assert_eq!(echoed["query"].as_str(), query);
+    }
+    let log = access_log(&app).await;
+    assert!(log.iter().all(|line| line["worker"] == "echo" && line["route"] == "subdomain"), "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_on_a_dispatcher_host() {
+    let app = App::new(options().variable("environment", "staging")).unwrap();
+    let reply = get("localhost:3000", "/health").send(&app).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let health = reply.json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["service"], "libra-dispatcher");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["environment"], "staging");
+    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let head = request("HEAD", "127.0.0.1", "/health").send(&app).await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_info_counts_workers_and_shows_working_examples() {
+    let app = App::new(options().variable("namespace", "libra-prod")).unwrap();
+    let reply = get("localhost:3000", "/dispatch").send(&app).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let info = reply.json();
+    assert_eq!(info["namespace"]["name"], "libra-prod");
+    assert_eq!(info["namespace"]["workerCount"], 3);
+    assert_eq!(info["routing"]["subdomain"], "http://echo.localhost:3000/");
+    assert_eq!(info["routing"]["path"], "/dispatch/echo/");
+    assert_eq!(info["routing"]["query"], "/dispatch?worker=echo");
+    assert_eq!(info["requestId"].as_str(), reply.header("x-request-id"));
+    // The examples work as printed.
+    let example = get("echo.localhost:3000", "/").send(&app).await;
+    assert_eq!(example.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_domain_and_dispatcher_hosts_come_from_variables() {
+    let app = App::new(options().variable("base_domain", "libra.sh").variable("dispatcher_hosts", "dispatcher.libra.dev")).unwrap();
+    assert_eq!(get("echo.libra.sh", "/x").send(&app).await.json()["path"], "/x");
+    assert_eq!(get("libra.sh", "/health").send(&app).await.status, 200);
+    assert_eq!(get("dispatcher.libra.dev", "/health").send(&app).await.status, 200);
+    // `localhost` is no longer the dispatcher's: it is somebody's (unknown) custom domain.
+    assert_eq!(get("localhost", "/health").send(&app).await.problem(), "custom_domain_not_found");
+    assert_eq!(get("echo.localhost", "/").send(&app).await.problem(), "custom_domain_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed() {
+    let app = app();
+    let reply = get("shop.example.com", "/").send(&app).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (404, "custom_domain_not_found"));
+    let reply = get("a.echo.localhost", "/").send(&app).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (404, "host_not_routed"));
+    let reply = get("localhost", "/nothing-here").send(&app).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (404, "not_found"));
+    assert!(app.outbound_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_workers_are_404_in_every_mode_without_calling_spin() {
+    let app = app();
+    for request in [get("ghost.localhost", "/"), get("localhost", "/dispatch/ghost/"), request("POST", "localhost", "/dispatch?worker=ghost")] {
+        let reply = request.send(&app).await;
+        assert_eq!((reply.status, reply.problem().as_str()), (404, "worker_not_found"));
+        assert!(reply.json()["detail"].as_str().unwrap().contains("'ghost'"));
+    }
+    assert!(app.outbound_requests().is_empty(), "{:?}", app.outbound_requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_name_validator_for_every_mode() {
+    let app = app();
+    let long = "a".repeat(64);
+    let cases: Vec<(&str, &str)> = vec![
+        ("", "missing_worker_name"),
+        (&long, "invalid_worker_name"),
+        ("-echo", "invalid_worker_name"),
+        ("echo-", "invalid_worker_name"),
+        ("admin", "reserved_worker_name"),
+        ("customers", "reserved_worker_name"),
+        ("dispatch", "reserved_worker_name"),
+        ("%C3%A9cho", "invalid_worker_name"),
+        ("..", "invalid_worker_name"),
+        ("%2e%2e", "invalid_worker_name"),
+        ("a_b", "invalid_worker_name"),
+    ];
+    for (name, code) in &cases {
+        let path = format!("/dispatch/{name}/x");
+        let reply = get("localhost", &path).send(&app).await;
+        assert_eq!((reply.status, reply.problem()), (if *code == "missing_worker_name" { 400 } else { 400 }, code.to_string()), "path {name:?}");
+        let query = format!("/dispatch?worker={name}");
+        let reply = request("POST", "localhost", &query).send(&app).await;
+        assert_eq!((reply.status, reply.problem()), (400, code.to_string()), "query {name:?}");
+    }
+    for (host, code) in [
+        (format!("{long}.localhost"), "invalid_host"),
+        ("-echo.localhost".to_string(), "invalid_host"),
+        ("admin.localhost".to_string(), "reserved_worker_name"),
+        ("a_b.localhost".to_string(), "invalid_host"),
+        ("www.localhost".to_string(), "reserved_worker_name"),
+    ] {
+        let reply = get(&host, "/").send(&app).await;
+        assert_eq!((reply.status, reply.problem()), (400, code.to_string()), "host {host}");
+    }
+    // Upper case is not a different tenant: it is the same name, lowercased like a host label.
+    assert_eq!(get("localhost", "/dispatch/EcHo/").send(&app).await.json()["path"], "/");
+    assert_eq!(request("POST", "localhost", "/dispatch?worker=ECHO").send(&app).await.status, 200);
+    assert!(app.outbound_requests().iter().all(|target| target == "http://echo.spin.internal"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_reserved_names_come_from_a_variable() {
+    let app = App::new(options().variable("reserved_names", "billing, Status")).unwrap();
+    assert_eq!(get("billing.localhost", "/").send(&app).await.problem(), "reserved_worker_name");
+    assert_eq!(get("localhost", "/dispatch/status/").send(&app).await.problem(), "reserved_worker_name");
+}
