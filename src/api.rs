@@ -15,8 +15,8 @@ pub struct Health<'a> {
     pub environment: &'a str,
 }
 
-pub fn health<'a>(timestamp: &'a str, config: &'a Config) -> Health<'a> {
-    Health { status: "ok", timestamp, service: SERVICE, version: VERSION, environment: &config.environment }
+pub fn health<'a>(timestamp: &'a str, environment: &'a str) -> Health<'a> {
+    Health { status: "ok", timestamp, service: SERVICE, version: VERSION, environment }
 }
 
 /// What the namespace holds and how to address a worker in it. The worker names are not listed:
@@ -48,13 +48,20 @@ pub struct Routing {
 
 /// `scheme` and `port` come from the request, so the examples work as printed (locally,
 /// `http://my-app.localhost:3000/`).
-pub fn namespace_info<'a>(config: &'a Config, scheme: &str, port: Option<&str>, timestamp: &'a str, request_id: &'a str) -> NamespaceInfo<'a> {
+pub fn namespace_info<'a>(
+    config: &'a Config,
+    namespace: &'a str,
+    scheme: &str,
+    port: Option<&str>,
+    timestamp: &'a str,
+    request_id: &'a str,
+) -> NamespaceInfo<'a> {
     let example = config.workers.first().map_or("my-app", WorkerName::as_str);
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     NamespaceInfo {
         service: SERVICE,
         version: VERSION,
-        namespace: Namespace { name: &config.namespace, worker_count: config.workers.len() },
+        namespace: Namespace { name: namespace, worker_count: config.workers.len() },
         routing: Routing {
             subdomain: format!("{scheme}://{example}.{}{port}/", config.base_domain),
             path: format!("/dispatch/{example}/"),
@@ -74,11 +81,10 @@ mod tests {
         let config = Config::from_lookup(|name| match name {
             "workers" => Some("hello,echo".into()),
             "base_domain" => Some("libra.sh".into()),
-            "namespace" => Some("prod".into()),
             _ => None,
         })
         .unwrap();
-        let info = serde_json::to_value(namespace_info(&config, "https", None, "t", "rid")).unwrap();
+        let info = serde_json::to_value(namespace_info(&config, "prod", "https", None, "t", "rid")).unwrap();
         assert_eq!(info["namespace"]["name"], "prod");
         assert_eq!(info["namespace"]["workerCount"], 2);
         assert_eq!(info["routing"]["subdomain"], "https://echo.libra.sh/");

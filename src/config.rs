@@ -47,8 +47,6 @@ pub struct Config {
     pub reserved_names: Vec<String>,
     /// The namespace: the workers deployed beside the dispatcher, sorted.
     pub workers: Vec<WorkerName>,
-    pub namespace: String,
-    pub environment: String,
     pub max_body_bytes: u64,
     pub upstream_timeout_ms: u64,
     pub log_level: LogLevel,
@@ -63,12 +61,9 @@ pub struct ConfigError {
 
 impl Config {
     /// Builds the configuration from a variable lookup (`None` = not defined: use the default).
+    /// Only what routing needs is read: every lookup is a host call on the hot path.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> String {
-            lookup(name).unwrap_or_else(|| {
-                VARIABLES.iter().find(|(n, _)| *n == name).map(|(_, d)| (*d).to_string()).unwrap_or_default()
-            })
-        };
+        let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
         let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
 
         let base_domain = normalise_configured_host(&get("base_domain"))
@@ -104,8 +99,6 @@ impl Config {
             dispatcher_hosts,
             reserved_names,
             workers,
-            namespace: get("namespace").trim().to_string(),
-            environment: get("environment").trim().to_string(),
             max_body_bytes,
             upstream_timeout_ms,
             log_level,
@@ -121,6 +114,11 @@ impl Config {
     pub fn has_worker(&self, name: &WorkerName) -> bool {
         self.workers.binary_search(name).is_ok()
     }
+}
+
+/// The default of a variable in [`VARIABLES`] (empty for an unknown name).
+pub fn default_of(name: &str) -> &'static str {
+    VARIABLES.iter().find(|(n, _)| *n == name).map_or("", |(_, default)| default)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {

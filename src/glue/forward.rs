@@ -95,18 +95,16 @@ enum Waiting {
     Output,
 }
 
-/// Copies the client's body to the worker, counting bytes against the cap. Field order matters:
+/// Copies the client's body to the worker, counting bytes against the cap. The bytes move
+/// host-side (`splice`), so the guest never holds or even allocates a chunk. Field order matters:
 /// a stream must be dropped before the body it belongs to.
 struct BodyPump {
     input: InputStream,
     output: Option<OutputStream>,
     _body_in: IncomingBody,
     body_out: Option<OutgoingBody>,
-    pending: Vec<u8>,
-    offset: usize,
     received: u64,
     max: u64,
-    input_done: bool,
     waiting: Waiting,
 }
 
@@ -114,18 +112,7 @@ impl BodyPump {
     fn new(body_in: IncomingBody, body_out: OutgoingBody, max: u64) -> Result<BodyPump, DispatchError> {
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
-        Ok(BodyPump {
-            input,
-            output: Some(output),
-            _body_in: body_in,
-            body_out: Some(body_out),
-            pending: Vec::new(),
-            offset: 0,
-            received: 0,
-            max,
-            input_done: false,
-            waiting: Waiting::Input,
-        })
+        Ok(BodyPump { input, output: Some(output), _body_in: body_in, body_out: Some(body_out), received: 0, max, waiting: Waiting::Input })
     }
 
     fn pollable(&self) -> Pollable {
@@ -135,50 +122,46 @@ impl BodyPump {
         }
     }
 
-    /// Moves as many bytes as are ready. `Ok(true)` when the body has been sent in full.
+    /// Moves as many bytes as are ready. `Ok(true)` when the body has been sent in full (or the
+    /// worker stopped reading it).
     fn advance(&mut self) -> Result<bool, DispatchError> {
         loop {
-            if self.offset < self.pending.len() {
-                let output = self.output.as_ref().expect("present until finished");
-                match output.check_write() {
-                    Ok(0) => {
-                        self.waiting = Waiting::Output;
-                        return Ok(false);
-                    }
-                    Ok(permit) => {
-                        let end = self.pending.len().min(self.offset + permit as usize);
-                        if output.write(&self.pending[self.offset..end]).is_err() {
-                            return Ok(self.stop_sending());
-                        }
-                        self.offset = end;
-                        continue;
-                    }
-                    // The worker stopped reading; its response (or failure) decides the outcome.
-                    Err(_) => return Ok(self.stop_sending()),
-                }
-            }
-            if self.input_done {
-                drop(self.output.take());
-                if let Some(body_out) = self.body_out.take() {
-                    let _ = OutgoingBody::finish(body_out, None);
-                }
-                return Ok(true);
-            }
-            match self.input.read(CHUNK) {
-                Ok(bytes) if bytes.is_empty() => {
-                    self.waiting = Waiting::Input;
+            let output = self.output.as_ref().expect("present until finished");
+            // One byte past the cap is enough to know the body is too large.
+            let budget = (self.max - self.received).saturating_add(1).min(CHUNK);
+            match output.splice(&self.input, budget) {
+                Ok(0) => {
+                    // Nothing moved: either no input is ready or the worker is not reading yet.
+                    self.waiting = match output.check_write() {
+                        Ok(0) => Waiting::Output,
+                        Ok(_) => Waiting::Input,
+                        Err(_) => return Ok(self.stop_sending()),
+                    };
                     return Ok(false);
                 }
-                Ok(bytes) => {
-                    self.received += bytes.len() as u64;
+                Ok(moved) => {
+                    self.received += moved;
                     if self.received > self.max {
                         return Err(DispatchError::PayloadTooLarge { limit: self.max });
                     }
-                    self.pending = bytes;
-                    self.offset = 0;
                 }
-                Err(StreamError::Closed) => self.input_done = true,
-                Err(StreamError::LastOperationFailed(_)) => return Err(DispatchError::RequestBodyFailed),
+                // `Closed` is the client's end of body, or the worker no longer reading.
+                Err(StreamError::Closed) => {
+                    if output.check_write().is_err() {
+                        return Ok(self.stop_sending());
+                    }
+                    drop(self.output.take());
+                    if let Some(body_out) = self.body_out.take() {
+                        let _ = OutgoingBody::finish(body_out, None);
+                    }
+                    return Ok(true);
+                }
+                Err(StreamError::LastOperationFailed(_)) => {
+                    if output.check_write().is_err() {
+                        return Ok(self.stop_sending());
+                    }
+                    return Err(DispatchError::RequestBodyFailed);
+                }
             }
         }
     }

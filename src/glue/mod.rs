@@ -59,7 +59,18 @@ impl Guest for Dispatcher {
                 duration_ms: (elapsed_ns as f64 / 1e4).round() / 100.0,
                 error,
             };
-            println!("{}", line.to_line());
+            write_log_line(line.to_line());
+        }
+    }
+}
+
+/// One write to stdout per line, which Spin collects as the component's log.
+fn write_log_line(mut line: String) {
+    line.push('\n');
+    let stdout = wasi::cli::stdout::get_stdout();
+    for chunk in line.as_bytes().chunks(4096) {
+        if stdout.blocking_write_and_flush(chunk).is_err() {
+            return;
         }
     }
 }
@@ -88,6 +99,11 @@ fn serve(
     }
 }
 
+/// A Spin variable that routing does not need, read only when an endpoint asks for it.
+fn variable(name: &str) -> String {
+    spin_sdk::variables::get(name).unwrap_or_else(|_| crate::config::default_of(name).to_string()).trim().to_string()
+}
+
 /// The port the client used, so example URLs work as printed.
 fn decision_port(head: &RequestHead) -> Option<&str> {
     let authority = head.authority.as_deref()?;
@@ -98,11 +114,12 @@ fn decision_port(head: &RequestHead) -> Option<&str> {
 fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, head: &RequestHead, request_id: &str, config: &Config) -> u16 {
     let timestamp = io::now_rfc3339();
     let body = match endpoint {
-        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, config)),
+        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
             let port = decision_port(head);
-            serde_json::to_vec(&api::namespace_info(config, scheme, port, &timestamp, request_id))
+            let namespace = variable("namespace");
+            serde_json::to_vec(&api::namespace_info(config, &namespace, scheme, port, &timestamp, request_id))
         }
     }
     .expect("endpoint bodies always serialise");

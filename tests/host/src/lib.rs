@@ -165,8 +165,34 @@ impl WasiHttpView for HostState {
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
+        // Spin's engine settings (`crates/core/src/lib.rs`): the pooling instance allocator, which
+        // makes per-request instantiation cheap, with memories kept resident between uses.
+        const MB: usize = 1 << 20;
+        let instances = 200;
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(instances)
+            .total_memories(instances)
+            .total_tables(2 * instances)
+            .total_stacks(instances)
+            .total_core_instances(4 * instances)
+            .table_elements(100_000)
+            .max_component_instance_size(10 * MB)
+            .max_core_instance_size(10 * MB)
+            .max_core_instances_per_component(200)
+            .max_tables_per_component(64)
+            .max_memories_per_component(32)
+            .max_tables_per_module(2)
+            .max_memories_per_module(2)
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(2 * MB)
+            .table_keep_resident(MB / 2);
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        if std::env::var_os("TEST_HOST_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         Engine::new(&config).expect("engine configuration is valid")
     })
 }
@@ -259,6 +285,28 @@ impl App {
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
         self.0.clone().serve(component, "/...", request, client_addr).await
+    }
+
+    /// Instantiates `component` `count` times without calling it; returns the mean time per
+    /// instantiation (for the benchmark's breakdown).
+    pub async fn instantiation_cost(&self, component: &str, count: u32) -> std::time::Duration {
+        let loaded = &self.0.components[component];
+        let started = std::time::Instant::now();
+        for _ in 0..count {
+            let state = HostState {
+                wasi: WasiCtx::builder().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: chaining::Hooks::new(self.0.clone(), component),
+                limits: StoreLimitsBuilder::new().memory_size(self.0.memory_limit_bytes).build(),
+                app: self.0.clone(),
+                component_id: component.to_string(),
+            };
+            let mut store = Store::new(&self.0.engine, state);
+            store.limiter(|state| &mut state.limits);
+            loaded.pre.instantiate_async(&mut store).await.expect("instantiates");
+        }
+        started.elapsed() / count
     }
 
     /// The `*.spin.internal` destinations components asked for, in order, denied ones included.
