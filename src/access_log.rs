@@ -59,7 +59,18 @@ mod tests {
         .to_line();
         assert!(!line.contains("secret"));
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        for key in ["time", "level", "requestId", "method", "host", "path", "route", "worker", "status", "durationMs"] {
+        for key in [
+            "time",
+            "level",
+            "requestId",
+            "method",
+            "host",
+            "path",
+            "route",
+            "worker",
+            "status",
+            "durationMs",
+        ] {
             assert!(value.get(key).is_some(), "{key}");
         }
         assert_eq!(value["path"], "/x");

@@ -16,7 +16,13 @@ pub struct Health<'a> {
 }
 
 pub fn health<'a>(timestamp: &'a str, environment: &'a str) -> Health<'a> {
-    Health { status: "ok", timestamp, service: SERVICE, version: VERSION, environment }
+    Health {
+        status: "ok",
+        timestamp,
+        service: SERVICE,
+        version: VERSION,
+        environment,
+    }
 }
 
 /// What the namespace holds and how to address a worker in it. The worker names are not listed:
@@ -61,7 +67,10 @@ pub fn namespace_info<'a>(
     NamespaceInfo {
         service: SERVICE,
         version: VERSION,
-        namespace: Namespace { name: namespace, worker_count: config.workers.len() },
+        namespace: Namespace {
+            name: namespace,
+            worker_count: config.workers.len(),
+        },
         routing: Routing {
             subdomain: format!("{scheme}://{example}.{}{port}/", config.base_domain),
             path: format!("/dispatch/{example}/"),

@@ -69,11 +69,16 @@ impl Config {
         let base_domain = normalise_configured_host(&get("base_domain"))
             .ok_or_else(|| fail("base_domain", "not a host name".into()))?;
         let dispatcher_hosts = list(&get("dispatcher_hosts"))
-            .map(|h| normalise_configured_host(h).ok_or_else(|| fail("dispatcher_hosts", format!("'{h}' is not a host name"))))
+            .map(|h| {
+                normalise_configured_host(h)
+                    .ok_or_else(|| fail("dispatcher_hosts", format!("'{h}' is not a host name")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let reserved_names: Vec<String> = list(&get("reserved_names")).map(str::to_ascii_lowercase).collect();
         let mut workers = list(&get("workers"))
-            .map(|w| WorkerName::parse(w, &reserved_names).map_err(|e| fail("workers", format!("'{w}': {}", e.explain()))))
+            .map(|w| {
+                WorkerName::parse(w, &reserved_names).map_err(|e| fail("workers", format!("'{w}': {}", e.explain())))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         workers.sort();
         workers.dedup();
@@ -86,7 +91,12 @@ impl Config {
             .parse::<u64>()
             .ok()
             .filter(|ms| *ms > 0)
-            .ok_or_else(|| fail("upstream_timeout_ms", "not a positive whole number of milliseconds".into()))?;
+            .ok_or_else(|| {
+                fail(
+                    "upstream_timeout_ms",
+                    "not a positive whole number of milliseconds".into(),
+                )
+            })?;
         let log_level = match get("log_level").trim().to_ascii_lowercase().as_str() {
             "debug" => LogLevel::Debug,
             "info" => LogLevel::Info,
@@ -118,7 +128,10 @@ impl Config {
 
 /// The default of a variable in [`VARIABLES`] (empty for an unknown name).
 pub fn default_of(name: &str) -> &'static str {
-    VARIABLES.iter().find(|(n, _)| *n == name).map_or("", |(_, default)| default)
+    VARIABLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, default)| default)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -170,8 +183,14 @@ mod tests {
 
     #[test]
     fn names_the_variable_that_is_wrong() {
-        assert_eq!(config(&[("max_body_bytes", "10MB")]).unwrap_err().variable, "max_body_bytes");
-        assert_eq!(config(&[("upstream_timeout_ms", "0")]).unwrap_err().variable, "upstream_timeout_ms");
+        assert_eq!(
+            config(&[("max_body_bytes", "10MB")]).unwrap_err().variable,
+            "max_body_bytes"
+        );
+        assert_eq!(
+            config(&[("upstream_timeout_ms", "0")]).unwrap_err().variable,
+            "upstream_timeout_ms"
+        );
         assert_eq!(config(&[("log_level", "loud")]).unwrap_err().variable, "log_level");
         assert_eq!(config(&[("workers", "ok,bad_name")]).unwrap_err().variable, "workers");
         assert_eq!(config(&[("workers", "api")]).unwrap_err().variable, "workers");

@@ -22,11 +22,19 @@ pub enum DispatchError {
     CustomDomainNotFound,
     /// An unknown path on a dispatcher host.
     NotFound,
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     InvalidContentLength,
-    PayloadTooLarge { limit: u64 },
-    UriTooLong { limit: usize },
-    HeadersTooLarge { limit: usize },
+    PayloadTooLarge {
+        limit: u64,
+    },
+    UriTooLong {
+        limit: usize,
+    },
+    HeadersTooLarge {
+        limit: usize,
+    },
     /// The client's request body broke off while it was being forwarded.
     RequestBodyFailed,
     /// The worker trapped, refused the request or failed before answering.
@@ -41,8 +49,7 @@ impl DispatchError {
     pub fn status(&self) -> u16 {
         use DispatchError::*;
         match self {
-            InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength
-            | RequestBodyFailed => 400,
+            InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength | RequestBodyFailed => 400,
             HostNotRouted | WorkerNotFound(_) | CustomDomainNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             PayloadTooLarge { .. } => 413,
@@ -105,8 +112,12 @@ impl DispatchError {
         use DispatchError::*;
         match self {
             InvalidHost => "The Host header must be one valid ASCII host name, optionally with a port.".into(),
-            HostNotRouted => "Only one label below the base domain names a worker, as in <worker>.<base-domain>.".into(),
-            MissingWorkerName => "Name the worker in the path (/dispatch/<worker>/...) or the query (/dispatch?worker=<worker>).".into(),
+            HostNotRouted => {
+                "Only one label below the base domain names a worker, as in <worker>.<base-domain>.".into()
+            }
+            MissingWorkerName => {
+                "Name the worker in the path (/dispatch/<worker>/...) or the query (/dispatch?worker=<worker>).".into()
+            }
             InvalidWorkerName(problem) => problem.explain().into(),
             WorkerNotFound(name) => format!("No worker named '{name}' is deployed in this namespace."),
             CustomDomainNotFound => "This domain is not configured for any worker, or is not verified yet.".into(),
@@ -177,9 +188,15 @@ mod tests {
 
     #[test]
     fn reserved_names_have_their_own_code() {
-        assert_eq!(DispatchError::InvalidWorkerName(NameError::Reserved).code(), "reserved_worker_name");
+        assert_eq!(
+            DispatchError::InvalidWorkerName(NameError::Reserved).code(),
+            "reserved_worker_name"
+        );
         assert_eq!(DispatchError::InvalidWorkerName(NameError::Reserved).status(), 400);
-        assert_eq!(DispatchError::InvalidWorkerName(NameError::Characters).code(), "invalid_worker_name");
+        assert_eq!(
+            DispatchError::InvalidWorkerName(NameError::Characters).code(),
+            "invalid_worker_name"
+        );
     }
 
     #[test]

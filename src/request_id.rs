@@ -8,7 +8,9 @@ pub const MAX_LEN: usize = 128;
 /// The client's `X-Request-Id`, if there is exactly one and it is 1-128 of `[A-Za-z0-9._:-]`
 /// (safe in headers, logs and JSON without escaping).
 pub fn from_client(headers: &Headers) -> Option<String> {
-    let mut ids = headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
+    let mut ids = headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
     let (_, value) = ids.next()?;
     if ids.next().is_some() || !is_valid(value) {
         return None;
@@ -17,7 +19,11 @@ pub fn from_client(headers: &Headers) -> Option<String> {
 }
 
 pub fn is_valid(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    !id.is_empty()
+        && id.len() <= MAX_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// A UUID v4 from 16 random bytes.
@@ -25,7 +31,14 @@ pub fn generate(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -33,12 +46,18 @@ mod tests {
     use super::*;
 
     fn headers(values: &[&str]) -> Headers {
-        values.iter().map(|v| ("X-Request-Id".to_string(), v.as_bytes().to_vec())).collect()
+        values
+            .iter()
+            .map(|v| ("X-Request-Id".to_string(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn reuses_a_safe_client_id() {
-        assert_eq!(from_client(&headers(&["abc-123_x.y:z"])).as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(
+            from_client(&headers(&["abc-123_x.y:z"])).as_deref(),
+            Some("abc-123_x.y:z")
+        );
         assert_eq!(from_client(&headers(&[&"a".repeat(128)])).map(|id| id.len()), Some(128));
     }
 

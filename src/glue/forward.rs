@@ -112,7 +112,15 @@ impl BodyPump {
     fn new(body_in: IncomingBody, body_out: OutgoingBody, max: u64) -> Result<BodyPump, DispatchError> {
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
-        Ok(BodyPump { input, output: Some(output), _body_in: body_in, body_out: Some(body_out), received: 0, max, waiting: Waiting::Input })
+        Ok(BodyPump {
+            input,
+            output: Some(output),
+            _body_in: body_in,
+            body_out: Some(body_out),
+            received: 0,
+            max,
+            waiting: Waiting::Input,
+        })
     }
 
     fn pollable(&self) -> Pollable {
@@ -189,7 +197,9 @@ fn stream_response(
         return status;
     };
     ResponseOutparam::set(response_out, Ok(outgoing));
-    let (Ok(input), Ok(output)) = (body_in.stream(), body_out.write()) else { return status };
+    let (Ok(input), Ok(output)) = (body_in.stream(), body_out.write()) else {
+        return status;
+    };
     let complete = loop {
         match output.blocking_splice(&input, CHUNK) {
             Ok(_) => continue,

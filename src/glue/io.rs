@@ -70,7 +70,9 @@ pub fn send(response_out: ResponseOutparam, status: u16, mut headers: Headers, b
     }
     let response = OutgoingResponse::new(fields(&headers));
     let _ = response.set_status_code(status);
-    let Ok(outgoing_body) = response.body() else { return status };
+    let Ok(outgoing_body) = response.body() else {
+        return status;
+    };
     ResponseOutparam::set(response_out, Ok(response));
     if with_body {
         if let Ok(stream) = outgoing_body.write() {
@@ -101,6 +103,17 @@ pub fn send_problem(response_out: ResponseOutparam, error: &DispatchError, reque
         ("cache-control".to_string(), b"no-store".to_vec()),
         ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
     ];
-    headers.extend(error.extra_headers().into_iter().map(|(n, v)| (n.to_string(), v.into_bytes())));
-    send(response_out, error.status(), headers, error.problem_json(request_id).as_bytes(), method)
+    headers.extend(
+        error
+            .extra_headers()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.into_bytes())),
+    );
+    send(
+        response_out,
+        error.status(),
+        headers,
+        error.problem_json(request_id).as_bytes(),
+        method,
+    )
 }

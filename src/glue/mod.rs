@@ -35,9 +35,16 @@ impl Guest for Dispatcher {
                 (status, Some(decision), error)
             }
             Err(problem) => {
-                eprintln!("libra-dispatcher: variable {} is invalid: {}", problem.variable, problem.problem);
+                eprintln!(
+                    "libra-dispatcher: variable {} is invalid: {}",
+                    problem.variable, problem.problem
+                );
                 let error = DispatchError::Configuration;
-                (io::send_problem(response_out, &error, &request_id, &head.method), None, Some(error.code()))
+                (
+                    io::send_problem(response_out, &error, &request_id, &head.method),
+                    None,
+                    Some(error.code()),
+                )
             }
         };
 
@@ -86,7 +93,10 @@ fn serve(
 ) -> (u16, Option<&'static str>) {
     let result = match outcome {
         Ok(Step::Endpoint(endpoint)) => {
-            return (respond_endpoint(*endpoint, response_out, head, request_id, config), None);
+            return (
+                respond_endpoint(*endpoint, response_out, head, request_id, config),
+                None,
+            );
         }
         Ok(Step::Forward(forward)) => forward::run(request, response_out, forward, &head.method, request_id, config),
         // Custom domains are not looked up yet: every such host is unknown.
@@ -95,13 +105,19 @@ fn serve(
     };
     match result {
         Ok(status) => (status, None),
-        Err((response_out, error)) => (io::send_problem(response_out, &error, request_id, &head.method), Some(error.code())),
+        Err((response_out, error)) => (
+            io::send_problem(response_out, &error, request_id, &head.method),
+            Some(error.code()),
+        ),
     }
 }
 
 /// A Spin variable that routing does not need, read only when an endpoint asks for it.
 fn variable(name: &str) -> String {
-    spin_sdk::variables::get(name).unwrap_or_else(|_| crate::config::default_of(name).to_string()).trim().to_string()
+    spin_sdk::variables::get(name)
+        .unwrap_or_else(|_| crate::config::default_of(name).to_string())
+        .trim()
+        .to_string()
 }
 
 /// The port the client used, so example URLs work as printed.
@@ -111,7 +127,13 @@ fn decision_port(head: &RequestHead) -> Option<&str> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
-fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, head: &RequestHead, request_id: &str, config: &Config) -> u16 {
+fn respond_endpoint(
+    endpoint: Endpoint,
+    response_out: ResponseOutparam,
+    head: &RequestHead,
+    request_id: &str,
+    config: &Config,
+) -> u16 {
     let timestamp = io::now_rfc3339();
     let body = match endpoint {
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
@@ -119,7 +141,9 @@ fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, head: &R
             let scheme = pipeline::upstream::proto(&head.headers);
             let port = decision_port(head);
             let namespace = variable("namespace");
-            serde_json::to_vec(&api::namespace_info(config, &namespace, scheme, port, &timestamp, request_id))
+            serde_json::to_vec(&api::namespace_info(
+                config, &namespace, scheme, port, &timestamp, request_id,
+            ))
         }
     }
     .expect("endpoint bodies always serialise");

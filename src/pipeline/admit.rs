@@ -10,7 +10,9 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 pub fn check_target(path_and_query: &str) -> Result<(), DispatchError> {
     if path_and_query.len() > MAX_TARGET_BYTES {
-        return Err(DispatchError::UriTooLong { limit: MAX_TARGET_BYTES });
+        return Err(DispatchError::UriTooLong {
+            limit: MAX_TARGET_BYTES,
+        });
     }
     Ok(())
 }
@@ -18,7 +20,9 @@ pub fn check_target(path_and_query: &str) -> Result<(), DispatchError> {
 pub fn check_header_size(headers: &Headers) -> Result<(), DispatchError> {
     let size: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum();
     if size > MAX_HEADER_BYTES {
-        return Err(DispatchError::HeadersTooLarge { limit: MAX_HEADER_BYTES });
+        return Err(DispatchError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
     }
     Ok(())
 }
@@ -27,7 +31,9 @@ pub fn check_header_size(headers: &Headers) -> Result<(), DispatchError> {
 /// neither is forwarded.
 pub fn check_forwardable_method(method: &str) -> Result<(), DispatchError> {
     match method {
-        "CONNECT" | "TRACE" => Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" }),
+        "CONNECT" | "TRACE" => Err(DispatchError::MethodNotAllowed {
+            allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        }),
         _ => Ok(()),
     }
 }
@@ -36,8 +42,13 @@ pub fn check_forwardable_method(method: &str) -> Result<(), DispatchError> {
 /// counted while it streams instead (see the forwarding loop).
 pub fn check_declared_length(headers: &Headers, max_body_bytes: u64) -> Result<Option<u64>, DispatchError> {
     let mut declared: Option<u64> = None;
-    for (_, value) in headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
-        let text = std::str::from_utf8(value).map_err(|_| DispatchError::InvalidContentLength)?.trim();
+    for (_, value) in headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+    {
+        let text = std::str::from_utf8(value)
+            .map_err(|_| DispatchError::InvalidContentLength)?
+            .trim();
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DispatchError::InvalidContentLength);
         }
@@ -58,20 +69,31 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Headers {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn target_limit_is_inclusive() {
         assert!(check_target(&"a".repeat(MAX_TARGET_BYTES)).is_ok());
-        assert_eq!(check_target(&"a".repeat(MAX_TARGET_BYTES + 1)), Err(DispatchError::UriTooLong { limit: 8192 }));
+        assert_eq!(
+            check_target(&"a".repeat(MAX_TARGET_BYTES + 1)),
+            Err(DispatchError::UriTooLong { limit: 8192 })
+        );
     }
 
     #[test]
     fn header_section_limit() {
         assert!(check_header_size(&headers(&[("a", "b")])).is_ok());
         let big = "x".repeat(MAX_HEADER_BYTES);
-        assert_eq!(check_header_size(&headers(&[("a", &big)])), Err(DispatchError::HeadersTooLarge { limit: MAX_HEADER_BYTES }));
+        assert_eq!(
+            check_header_size(&headers(&[("a", &big)])),
+            Err(DispatchError::HeadersTooLarge {
+                limit: MAX_HEADER_BYTES
+            })
+        );
     }
 
     #[test]
@@ -84,10 +106,20 @@ mod tests {
     #[test]
     fn declared_length_over_the_cap_is_refused() {
         assert_eq!(check_declared_length(&headers(&[]), 10), Ok(None));
-        assert_eq!(check_declared_length(&headers(&[("content-length", "10")]), 10), Ok(Some(10)));
-        assert_eq!(check_declared_length(&headers(&[("Content-Length", "11")]), 10), Err(DispatchError::PayloadTooLarge { limit: 10 }));
+        assert_eq!(
+            check_declared_length(&headers(&[("content-length", "10")]), 10),
+            Ok(Some(10))
+        );
+        assert_eq!(
+            check_declared_length(&headers(&[("Content-Length", "11")]), 10),
+            Err(DispatchError::PayloadTooLarge { limit: 10 })
+        );
         for bad in ["", "-1", "1e3", "0x10", "99999999999999999999999"] {
-            assert_eq!(check_declared_length(&headers(&[("content-length", bad)]), 10), Err(DispatchError::InvalidContentLength), "{bad}");
+            assert_eq!(
+                check_declared_length(&headers(&[("content-length", bad)]), 10),
+                Err(DispatchError::InvalidContentLength),
+                "{bad}"
+            );
         }
         assert_eq!(
             check_declared_length(&headers(&[("content-length", "1"), ("content-length", "2")]), 10),

@@ -16,9 +16,10 @@ pub fn headers(worker: Headers, request_id: &str, shared_origin: bool) -> Header
     let mut headers: Headers = worker
         .into_iter()
         .filter(|(name, _)| {
-            !hop_by_hop::is_listed(name, &hop_by_hop)
-                && !name.eq_ignore_ascii_case("x-request-id")
-                && !(shared_origin && name.eq_ignore_ascii_case("set-cookie"))
+            let dropped = hop_by_hop::is_listed(name, &hop_by_hop)
+                || name.eq_ignore_ascii_case("x-request-id")
+                || (shared_origin && name.eq_ignore_ascii_case("set-cookie"));
+            !dropped
         })
         .collect();
     headers.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
@@ -56,13 +57,19 @@ mod tests {
     }
 
     fn render(headers: &Headers) -> Vec<String> {
-        headers.iter().map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v))).collect()
+        headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
+            .collect()
     }
 
     #[test]
     fn only_a_bare_500_is_a_worker_failure() {
         assert!(is_worker_failure(500, &Vec::new()));
-        assert!(!is_worker_failure(500, &vec![("content-type".into(), b"text/plain".to_vec())]));
+        assert!(!is_worker_failure(
+            500,
+            &vec![("content-type".into(), b"text/plain".to_vec())]
+        ));
         assert!(!is_worker_failure(503, &Vec::new()));
     }
 
@@ -70,7 +77,12 @@ mod tests {
     fn own_origin_keeps_everything_but_hop_by_hop() {
         assert_eq!(
             render(&headers(worker(), "rid", false)),
-            vec!["content-type: text/html", "set-cookie: session=1", "content-security-policy: default-src 'self'", "x-request-id: rid"]
+            vec![
+                "content-type: text/html",
+                "set-cookie: session=1",
+                "content-security-policy: default-src 'self'",
+                "x-request-id: rid"
+            ]
         );
     }
 
@@ -78,7 +90,12 @@ mod tests {
     fn shared_origin_is_sandboxed_and_cookieless() {
         assert_eq!(
             render(&headers(worker(), "rid", true)),
-            vec!["content-type: text/html", "content-security-policy: default-src 'self'", "x-request-id: rid", "content-security-policy: sandbox"]
+            vec![
+                "content-type: text/html",
+                "content-security-policy: default-src 'self'",
+                "x-request-id: rid",
+                "content-security-policy: sandbox"
+            ]
         );
     }
 }

@@ -18,9 +18,17 @@ const HOP_BY_HOP: &[&str] = &[
 /// The lowercase header names that are hop-by-hop for this message.
 pub fn names(headers: &Headers) -> Vec<String> {
     let mut names: Vec<String> = HOP_BY_HOP.iter().map(|n| (*n).to_string()).collect();
-    for (_, value) in headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("connection")) {
+    for (_, value) in headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+    {
         let tokens = String::from_utf8_lossy(value);
-        names.extend(tokens.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()));
+        names.extend(
+            tokens
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty()),
+        );
     }
     names
 }

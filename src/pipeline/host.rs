@@ -33,7 +33,11 @@ pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
     }
     let (host, port) = split_port(authority)?;
     if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u32>().map_or(true, |p| p > 65_535) {
+        if port.is_empty()
+            || port.len() > 5
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u32>().map_or(true, |p| p > 65_535)
+        {
             return Err(DispatchError::InvalidHost);
         }
     }
@@ -46,7 +50,10 @@ pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
         }
         host.to_ascii_lowercase()
     };
-    Ok(Host { name, authority: authority.to_string() })
+    Ok(Host {
+        name,
+        authority: authority.to_string(),
+    })
 }
 
 /// Decides the class of a normalised host; a tenant subdomain's label must be a valid name.
@@ -54,7 +61,11 @@ pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError
     if config.is_dispatcher_host(&host.name) {
         return Ok(HostClass::Dispatcher);
     }
-    let Some(label) = host.name.strip_suffix(config.base_domain.as_str()).and_then(|rest| rest.strip_suffix('.')) else {
+    let Some(label) = host
+        .name
+        .strip_suffix(config.base_domain.as_str())
+        .and_then(|rest| rest.strip_suffix('.'))
+    else {
         return Ok(HostClass::CustomDomain);
     };
     if label.contains('.') {
@@ -73,7 +84,10 @@ fn split_port(authority: &str) -> Result<(&str, Option<&str>), DispatchError> {
         let (host, rest) = authority.split_at(end + 1);
         return match rest {
             "" => Ok((host, None)),
-            _ => rest.strip_prefix(':').map(|port| (host, Some(port))).ok_or(DispatchError::InvalidHost),
+            _ => rest
+                .strip_prefix(':')
+                .map(|port| (host, Some(port)))
+                .ok_or(DispatchError::InvalidHost),
         };
     }
     Ok(match authority.split_once(':') {
@@ -92,7 +106,9 @@ fn valid_label(label: &str) -> bool {
 
 fn valid_ipv6_literal(host: &str) -> Result<&str, DispatchError> {
     let inner = &host[1..host.len() - 1];
-    let ok = inner.len() >= 2 && inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    let ok = inner.len() >= 2
+        && inner.contains(':')
+        && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     if ok { Ok(host) } else { Err(DispatchError::InvalidHost) }
 }
 
@@ -132,8 +148,25 @@ mod tests {
     fn rejects_malformed_hosts() {
         let long = format!("{}.com", "a.".repeat(130));
         for bad in [
-            "", ":80", "a..b", "a.b..", "-a.com", "a-.com", "a_b.com", "exämple.com", "a b", "a.com:", "a.com:http",
-            "a.com:70000", "a.com:80:80", "[::1", "[zz]", "[::1]x", "a/b", "a@b", &long,
+            "",
+            ":80",
+            "a..b",
+            "a.b..",
+            "-a.com",
+            "a-.com",
+            "a_b.com",
+            "exämple.com",
+            "a b",
+            "a.com:",
+            "a.com:http",
+            "a.com:70000",
+            "a.com:80:80",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            "a/b",
+            "a@b",
+            &long,
         ] {
             assert_eq!(normalise(bad.as_bytes()), Err(DispatchError::InvalidHost), "{bad:?}");
         }
@@ -156,8 +189,17 @@ mod tests {
     #[test]
     fn refuses_deeper_and_reserved_subdomains() {
         assert_eq!(class("a.b.libra.sh"), Err(DispatchError::HostNotRouted));
-        assert_eq!(class("www.libra.sh"), Err(DispatchError::InvalidWorkerName(NameError::Reserved)));
-        assert_eq!(class("billing.libra.sh"), Err(DispatchError::InvalidWorkerName(NameError::Reserved)));
-        assert_eq!(class(&format!("{}.libra.sh", "a".repeat(64))), Err(DispatchError::InvalidHost));
+        assert_eq!(
+            class("www.libra.sh"),
+            Err(DispatchError::InvalidWorkerName(NameError::Reserved))
+        );
+        assert_eq!(
+            class("billing.libra.sh"),
+            Err(DispatchError::InvalidWorkerName(NameError::Reserved))
+        );
+        assert_eq!(
+            class(&format!("{}.libra.sh", "a".repeat(64))),
+            Err(DispatchError::InvalidHost)
+        );
     }
 }

@@ -65,12 +65,22 @@ pub struct Forward {
 
 /// Phases 1 and 2, and for subdomain, path and query dispatch also 3 and 4.
 pub fn decide(head: &RequestHead, request_id: &str, config: &Config) -> Decision {
-    let mut decision = Decision { host: None, route: None, worker: None, outcome: Err(DispatchError::InvalidHost) };
+    let mut decision = Decision {
+        host: None,
+        route: None,
+        worker: None,
+        outcome: Err(DispatchError::InvalidHost),
+    };
     decision.outcome = decide_into(&mut decision, head, request_id, config);
     decision
 }
 
-fn decide_into(decision: &mut Decision, head: &RequestHead, request_id: &str, config: &Config) -> Result<Step, DispatchError> {
+fn decide_into(
+    decision: &mut Decision,
+    head: &RequestHead,
+    request_id: &str,
+    config: &Config,
+) -> Result<Step, DispatchError> {
     admit::check_target(&head.path_and_query)?;
     admit::check_header_size(&head.headers)?;
     let host = host::normalise(host_of(head)?)?;
@@ -86,7 +96,11 @@ fn decide_into(decision: &mut Decision, head: &RequestHead, request_id: &str, co
             decision.route = Some(RouteKind::CustomDomain);
             Ok(Step::CustomDomain)
         }
-        Resolution::Worker { worker, kind, path_and_query } => {
+        Resolution::Worker {
+            worker,
+            kind,
+            path_and_query,
+        } => {
             decision.route = Some(kind);
             decision.worker = Some(worker.clone());
             let host = decision.host.as_ref().expect("set above");
@@ -118,13 +132,21 @@ pub fn prepare_forward(
         request_id,
     };
     let headers = upstream::headers(&head.headers, &provenance);
-    Ok(Forward { worker, kind, path_and_query, headers })
+    Ok(Forward {
+        worker,
+        kind,
+        path_and_query,
+        headers,
+    })
 }
 
 /// The authority, else the one `Host` header. Two `Host` headers are refused even with an
 /// authority: they could make the dispatcher and a worker disagree about the tenant.
 fn host_of(head: &RequestHead) -> Result<&[u8], DispatchError> {
-    let mut hosts = head.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("host"));
+    let mut hosts = head
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"));
     match (head.authority.as_deref(), hosts.next(), hosts.next()) {
         (_, Some(_), Some(_)) => Err(DispatchError::InvalidHost),
         (Some(authority), _, None) if !authority.is_empty() => Ok(authority.as_bytes()),
@@ -151,31 +173,59 @@ mod tests {
             method: method.into(),
             authority: None,
             path_and_query: target.into(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
         }
     }
 
     #[test]
     fn subdomain_request_becomes_a_forward_with_trusted_headers() {
-        let decision = decide(&head("POST", "/a?b=1", &[("host", "echo.localhost:3000"), ("x-forwarded-for", "6.6.6.6"), ("spin-client-addr", "127.0.0.1:9")]), "rid", &config());
+        let decision = decide(
+            &head(
+                "POST",
+                "/a?b=1",
+                &[
+                    ("host", "echo.localhost:3000"),
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("spin-client-addr", "127.0.0.1:9"),
+                ],
+            ),
+            "rid",
+            &config(),
+        );
         assert_eq!(decision.route, Some(RouteKind::Subdomain));
-        let Ok(Step::Forward(forward)) = decision.outcome else { panic!("{:?}", decision.outcome) };
+        let Ok(Step::Forward(forward)) = decision.outcome else {
+            panic!("{:?}", decision.outcome)
+        };
         assert_eq!(forward.worker.as_str(), "echo");
         assert_eq!(forward.path_and_query, "/a?b=1");
-        assert!(forward.headers.contains(&("x-forwarded-for".into(), b"127.0.0.1".to_vec())));
+        assert!(
+            forward
+                .headers
+                .contains(&("x-forwarded-for".into(), b"127.0.0.1".to_vec()))
+        );
         assert!(!forward.headers.iter().any(|(_, v)| v == b"6.6.6.6"));
     }
 
     #[test]
     fn unknown_worker_is_404_without_calling_out() {
         let decision = decide(&head("GET", "/", &[("host", "ghost.localhost")]), "rid", &config());
-        assert_eq!(decision.outcome.unwrap_err(), DispatchError::WorkerNotFound("ghost".into()));
+        assert_eq!(
+            decision.outcome.unwrap_err(),
+            DispatchError::WorkerNotFound("ghost".into())
+        );
         assert_eq!(decision.worker.unwrap().as_str(), "ghost");
     }
 
     #[test]
     fn host_header_must_be_single() {
-        let decision = decide(&head("GET", "/", &[("host", "a.localhost"), ("host", "b.localhost")]), "rid", &config());
+        let decision = decide(
+            &head("GET", "/", &[("host", "a.localhost"), ("host", "b.localhost")]),
+            "rid",
+            &config(),
+        );
         assert_eq!(decision.outcome.unwrap_err(), DispatchError::InvalidHost);
         let decision = decide(&head("GET", "/", &[]), "rid", &config());
         assert_eq!(decision.outcome.unwrap_err(), DispatchError::InvalidHost);
@@ -186,20 +236,40 @@ mod tests {
         let mut request = head("GET", "/", &[]);
         request.authority = Some("Echo.localhost:3000".into());
         let decision = decide(&request, "rid", &config());
-        let Ok(Step::Forward(forward)) = decision.outcome else { panic!("{:?}", decision.outcome) };
-        assert!(forward.headers.contains(&("x-forwarded-host".into(), b"Echo.localhost:3000".to_vec())));
+        let Ok(Step::Forward(forward)) = decision.outcome else {
+            panic!("{:?}", decision.outcome)
+        };
+        assert!(
+            forward
+                .headers
+                .contains(&("x-forwarded-host".into(), b"Echo.localhost:3000".to_vec()))
+        );
         let mut twice = head("GET", "/", &[("host", "echo.localhost"), ("host", "hello.localhost")]);
         twice.authority = Some("echo.localhost".into());
-        assert_eq!(decide(&twice, "rid", &config()).outcome.unwrap_err(), DispatchError::InvalidHost);
+        assert_eq!(
+            decide(&twice, "rid", &config()).outcome.unwrap_err(),
+            DispatchError::InvalidHost
+        );
     }
 
     #[test]
     fn limits_apply_before_forwarding() {
-        let too_big = decide(&head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "101")]), "rid", &config());
-        assert_eq!(too_big.outcome.unwrap_err(), DispatchError::PayloadTooLarge { limit: 100 });
+        let too_big = decide(
+            &head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "101")]),
+            "rid",
+            &config(),
+        );
+        assert_eq!(
+            too_big.outcome.unwrap_err(),
+            DispatchError::PayloadTooLarge { limit: 100 }
+        );
         let trace = decide(&head("TRACE", "/", &[("host", "echo.localhost")]), "rid", &config());
         assert_eq!(trace.outcome.unwrap_err().status(), 405);
-        let long = decide(&head("GET", &format!("/{}", "a".repeat(9000)), &[("host", "echo.localhost")]), "rid", &config());
+        let long = decide(
+            &head("GET", &format!("/{}", "a".repeat(9000)), &[("host", "echo.localhost")]),
+            "rid",
+            &config(),
+        );
         assert_eq!(long.outcome.unwrap_err().status(), 414);
     }
 

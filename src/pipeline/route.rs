@@ -45,14 +45,23 @@ pub enum Endpoint {
 pub enum Resolution {
     Endpoint(Endpoint),
     /// Send to `worker`, which receives `path_and_query`.
-    Worker { worker: WorkerName, kind: RouteKind, path_and_query: String },
+    Worker {
+        worker: WorkerName,
+        kind: RouteKind,
+        path_and_query: String,
+    },
     /// The host must be looked up as a tenant's custom domain; the path goes through unchanged.
     CustomDomain,
 }
 
 const DISPATCH_PREFIXES: [&str; 2] = ["/dispatch", "/api/dispatch"];
 
-pub fn resolve(class: &HostClass, method: &str, path_and_query: &str, config: &Config) -> Result<Resolution, DispatchError> {
+pub fn resolve(
+    class: &HostClass,
+    method: &str,
+    path_and_query: &str,
+    config: &Config,
+) -> Result<Resolution, DispatchError> {
     match class {
         // A tenant host belongs to the tenant, all of it: `/health` or `/dispatch?worker=`
         // there reach the tenant, so no tenant can run under another's origin.
@@ -78,7 +87,9 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         };
     }
     for prefix in DISPATCH_PREFIXES {
-        let Some(rest) = path.strip_prefix(prefix) else { continue };
+        let Some(rest) = path.strip_prefix(prefix) else {
+            continue;
+        };
         if rest.is_empty() {
             return resolve_query_dispatch(method, query, config);
         }
@@ -101,7 +112,11 @@ fn resolve_path_dispatch(rest: &str, query: Option<&str>, config: &Config) -> Re
         path_and_query.push('?');
         path_and_query.push_str(query);
     }
-    Ok(Resolution::Worker { worker, kind: RouteKind::Path, path_and_query })
+    Ok(Resolution::Worker {
+        worker,
+        kind: RouteKind::Path,
+        path_and_query,
+    })
 }
 
 /// `/dispatch?worker=<name>`: the worker receives `/` and the other query parameters. Without
@@ -114,10 +129,13 @@ fn resolve_query_dispatch(method: &str, query: Option<&str>, config: &Config) ->
         if percent_decode(key).as_deref() == Some("worker") {
             if name.is_some() {
                 // Two names: refusing beats guessing which one a cache or a WAF looked at.
-                return Err(DispatchError::InvalidWorkerName(crate::pipeline::worker_name::NameError::Characters));
+                return Err(DispatchError::InvalidWorkerName(
+                    crate::pipeline::worker_name::NameError::Characters,
+                ));
             }
-            let decoded = percent_decode(value)
-                .ok_or(DispatchError::InvalidWorkerName(crate::pipeline::worker_name::NameError::Characters))?;
+            let decoded = percent_decode(value).ok_or(DispatchError::InvalidWorkerName(
+                crate::pipeline::worker_name::NameError::Characters,
+            ))?;
             name = Some(decoded);
         } else {
             others.push(pair);
@@ -130,8 +148,16 @@ fn resolve_query_dispatch(method: &str, query: Option<&str>, config: &Config) ->
         };
     };
     let worker = parse_name(&name, config)?;
-    let path_and_query = if others.is_empty() { "/".to_string() } else { format!("/?{}", others.join("&")) };
-    Ok(Resolution::Worker { worker, kind: RouteKind::Query, path_and_query })
+    let path_and_query = if others.is_empty() {
+        "/".to_string()
+    } else {
+        format!("/?{}", others.join("&"))
+    };
+    Ok(Resolution::Worker {
+        worker,
+        kind: RouteKind::Query,
+        path_and_query,
+    })
 }
 
 fn parse_name(raw: &str, config: &Config) -> Result<WorkerName, DispatchError> {
@@ -181,14 +207,27 @@ mod tests {
     }
 
     fn worker(name: &str, kind: RouteKind, path_and_query: &str) -> Resolution {
-        Resolution::Worker { worker: WorkerName::parse(name, &[]).unwrap(), kind, path_and_query: path_and_query.into() }
+        Resolution::Worker {
+            worker: WorkerName::parse(name, &[]).unwrap(),
+            kind,
+            path_and_query: path_and_query.into(),
+        }
     }
 
     #[test]
     fn tenant_hosts_keep_every_path_including_dispatcher_ones() {
         let class = HostClass::Tenant(WorkerName::parse("victim", &[]).unwrap());
-        for target in ["/", "/health", "/dispatch?worker=attacker", "/dispatch/attacker/x", "/openapi.json"] {
-            assert_eq!(resolve(&class, "POST", target, &config()), Ok(worker("victim", RouteKind::Subdomain, target)));
+        for target in [
+            "/",
+            "/health",
+            "/dispatch?worker=attacker",
+            "/dispatch/attacker/x",
+            "/openapi.json",
+        ] {
+            assert_eq!(
+                resolve(&class, "POST", target, &config()),
+                Ok(worker("victim", RouteKind::Subdomain, target))
+            );
         }
     }
 
@@ -196,10 +235,19 @@ mod tests {
     fn health_and_namespace_info() {
         assert_eq!(api("GET", "/health"), Ok(Resolution::Endpoint(Endpoint::Health)));
         assert_eq!(api("HEAD", "/health?x=1"), Ok(Resolution::Endpoint(Endpoint::Health)));
-        assert_eq!(api("POST", "/health"), Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }));
+        assert_eq!(
+            api("POST", "/health"),
+            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
+        );
         assert_eq!(api("GET", "/health/"), Err(DispatchError::NotFound));
-        assert_eq!(api("GET", "/dispatch"), Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)));
-        assert_eq!(api("GET", "/api/dispatch?other=1"), Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)));
+        assert_eq!(
+            api("GET", "/dispatch"),
+            Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))
+        );
+        assert_eq!(
+            api("GET", "/api/dispatch?other=1"),
+            Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))
+        );
         assert_eq!(api("POST", "/dispatch"), Err(DispatchError::MissingWorkerName));
         assert_eq!(api("GET", "/"), Err(DispatchError::NotFound));
         assert_eq!(api("GET", "/dispatcher"), Err(DispatchError::NotFound));
@@ -207,19 +255,40 @@ mod tests {
 
     #[test]
     fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
-        assert_eq!(api("GET", "/dispatch/hello/a/b?x=1"), Ok(worker("hello", RouteKind::Path, "/a/b?x=1")));
-        assert_eq!(api("PUT", "/api/dispatch/hello"), Ok(worker("hello", RouteKind::Path, "/")));
-        assert_eq!(api("GET", "/dispatch/hello/"), Ok(worker("hello", RouteKind::Path, "/")));
-        assert_eq!(api("GET", "/dispatch/HELLO/x"), Ok(worker("hello", RouteKind::Path, "/x")));
+        assert_eq!(
+            api("GET", "/dispatch/hello/a/b?x=1"),
+            Ok(worker("hello", RouteKind::Path, "/a/b?x=1"))
+        );
+        assert_eq!(
+            api("PUT", "/api/dispatch/hello"),
+            Ok(worker("hello", RouteKind::Path, "/"))
+        );
+        assert_eq!(
+            api("GET", "/dispatch/hello/"),
+            Ok(worker("hello", RouteKind::Path, "/"))
+        );
+        assert_eq!(
+            api("GET", "/dispatch/HELLO/x"),
+            Ok(worker("hello", RouteKind::Path, "/x"))
+        );
         assert_eq!(api("GET", "/dispatch/"), Err(DispatchError::MissingWorkerName));
         assert_eq!(api("GET", "/dispatch//x"), Err(DispatchError::MissingWorkerName));
     }
 
     #[test]
     fn query_dispatch_removes_only_the_worker_parameter() {
-        assert_eq!(api("GET", "/dispatch?worker=hello"), Ok(worker("hello", RouteKind::Query, "/")));
-        assert_eq!(api("POST", "/api/dispatch?a=1&worker=hello&b=%20"), Ok(worker("hello", RouteKind::Query, "/?a=1&b=%20")));
-        assert_eq!(api("GET", "/dispatch?%77orker=%68ello"), Ok(worker("hello", RouteKind::Query, "/")));
+        assert_eq!(
+            api("GET", "/dispatch?worker=hello"),
+            Ok(worker("hello", RouteKind::Query, "/"))
+        );
+        assert_eq!(
+            api("POST", "/api/dispatch?a=1&worker=hello&b=%20"),
+            Ok(worker("hello", RouteKind::Query, "/?a=1&b=%20"))
+        );
+        assert_eq!(
+            api("GET", "/dispatch?%77orker=%68ello"),
+            Ok(worker("hello", RouteKind::Query, "/"))
+        );
         assert_eq!(api("POST", "/dispatch?worker="), Err(DispatchError::MissingWorkerName));
         assert_eq!(
             api("GET", "/dispatch?worker=a&worker=b"),
@@ -244,8 +313,14 @@ mod tests {
             }
         }
         // Escapes in the query decode before validation, so they cannot smuggle a name past it.
-        assert_eq!(api("GET", "/dispatch?worker=%2e%2e"), Err(DispatchError::InvalidWorkerName(NameError::Characters)));
-        assert_eq!(api("GET", "/dispatch?worker=%zz"), Err(DispatchError::InvalidWorkerName(NameError::Characters)));
+        assert_eq!(
+            api("GET", "/dispatch?worker=%2e%2e"),
+            Err(DispatchError::InvalidWorkerName(NameError::Characters))
+        );
+        assert_eq!(
+            api("GET", "/dispatch?worker=%zz"),
+            Err(DispatchError::InvalidWorkerName(NameError::Characters))
+        );
         assert_eq!(
             api("GET", &format!("/dispatch/{}", "a".repeat(64))),
             Err(DispatchError::InvalidWorkerName(NameError::TooLong))

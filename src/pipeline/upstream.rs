@@ -56,7 +56,11 @@ pub fn headers(client: &Headers, provenance: &Provenance) -> Headers {
 /// The value Spin gives in a header it sets. Spin appends its headers after the client's, so a
 /// client can send one of the same name first: only the last value is Spin's.
 pub fn spin_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
-    headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
 }
 
 /// `https` when Spin's `spin-full-url` says so, else `http`.
@@ -69,7 +73,9 @@ pub fn proto(headers: &Headers) -> &'static str {
 
 /// The IP address of `spin-client-addr` (`ip:port`, or `[v6]:port`), when it is one.
 pub fn client_ip(headers: &Headers) -> Option<String> {
-    let addr = std::str::from_utf8(spin_header(headers, "spin-client-addr")?).ok()?.trim();
+    let addr = std::str::from_utf8(spin_header(headers, "spin-client-addr")?)
+        .ok()?
+        .trim();
     let ip = match addr.strip_prefix('[') {
         Some(rest) => rest.split_once(']')?.0,
         None => addr.rsplit_once(':').map_or(addr, |(ip, _)| ip),
@@ -82,11 +88,18 @@ mod tests {
     use super::*;
 
     fn headers_of(pairs: &[(&str, &str)]) -> Headers {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     fn value<'h>(headers: &'h Headers, name: &str) -> Vec<&'h str> {
-        headers.iter().filter(|(n, _)| n == name).map(|(_, v)| std::str::from_utf8(v).unwrap()).collect()
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| std::str::from_utf8(v).unwrap())
+            .collect()
     }
 
     #[test]
@@ -107,10 +120,25 @@ mod tests {
             ("accept", "text/html"),
             ("spin-client-addr", "10.1.2.3:5555"),
         ]);
-        let provenance = Provenance { host: "hello.localhost:3000", proto: "https", client_ip: Some("10.1.2.3"), request_id: "rid-1" };
+        let provenance = Provenance {
+            host: "hello.localhost:3000",
+            proto: "https",
+            client_ip: Some("10.1.2.3"),
+            request_id: "rid-1",
+        };
         let out = headers(&client, &provenance);
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["cookie", "accept", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "x-request-id"]);
+        assert_eq!(
+            names,
+            vec![
+                "cookie",
+                "accept",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "x-forwarded-for",
+                "x-request-id"
+            ]
+        );
         assert_eq!(value(&out, "x-forwarded-for"), vec!["10.1.2.3"]);
         assert_eq!(value(&out, "x-forwarded-host"), vec!["hello.localhost:3000"]);
         assert_eq!(value(&out, "x-forwarded-proto"), vec!["https"]);
@@ -127,7 +155,10 @@ mod tests {
         ]);
         assert_eq!(client_ip(&client).as_deref(), Some("127.0.0.1"));
         assert_eq!(proto(&client), "http");
-        assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "[::1]:8080")])).as_deref(), Some("::1"));
+        assert_eq!(
+            client_ip(&headers_of(&[("spin-client-addr", "[::1]:8080")])).as_deref(),
+            Some("::1")
+        );
         assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "not-an-ip:1")])), None);
         assert_eq!(proto(&headers_of(&[("spin-full-url", "HTTPS://a/")])), "https");
     }

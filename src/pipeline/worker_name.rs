@@ -6,8 +6,21 @@ use std::fmt;
 /// Names that would let a tenant shadow the platform's own hosts: the original dispatcher's list,
 /// plus `customers` (the custom-domain fallback origin), `docs`, `auth` and `dispatch`.
 pub const BUILT_IN_RESERVED: &[&str] = &[
-    "dispatcher", "api", "health", "admin", "system", "www", "mail", "ftp", "cdn", "assets",
-    "static", "customers", "docs", "auth", "dispatch",
+    "dispatcher",
+    "api",
+    "health",
+    "admin",
+    "system",
+    "www",
+    "mail",
+    "ftp",
+    "cdn",
+    "assets",
+    "static",
+    "customers",
+    "docs",
+    "auth",
+    "dispatch",
 ];
 
 pub const MAX_LEN: usize = 63;
@@ -30,9 +43,7 @@ impl NameError {
         match self {
             NameError::Empty => "The worker name is empty.",
             NameError::TooLong => "A worker name has at most 63 characters.",
-            NameError::Characters => {
-                "A worker name may contain only ASCII letters, digits and hyphens."
-            }
+            NameError::Characters => "A worker name may contain only ASCII letters, digits and hyphens.",
             NameError::Hyphen => "A worker name cannot start or end with a hyphen.",
             NameError::Reserved => "This worker name is reserved for the platform.",
         }

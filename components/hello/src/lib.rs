@@ -15,7 +15,11 @@ impl Guest for Hello {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let headers = request.headers();
         let first = |name: &str| {
-            headers.get(&name.to_string()).into_iter().next().map(|v| String::from_utf8_lossy(&v).into_owned())
+            headers
+                .get(name)
+                .into_iter()
+                .next()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
         };
         let host = first("x-forwarded-host").unwrap_or_else(|| "this host".into());
         let request_id = first("x-request-id").unwrap_or_default();
@@ -45,5 +49,8 @@ impl Guest for Hello {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -18,7 +18,10 @@ pub struct Hooks {
 
 impl Hooks {
     pub fn new(app: Arc<AppInner>, caller: &str) -> Hooks {
-        Hooks { app, caller: caller.to_string() }
+        Hooks {
+            app,
+            caller: caller.to_string(),
+        }
     }
 }
 
@@ -40,7 +43,9 @@ enum Permission {
 fn permission(allowed: &[String], scheme: &str, id: &str) -> Permission {
     let mut result = Permission::Denied;
     for entry in allowed {
-        let Some((entry_scheme, rest)) = entry.split_once("://") else { continue };
+        let Some((entry_scheme, rest)) = entry.split_once("://") else {
+            continue;
+        };
         if entry_scheme != "*" && entry_scheme != scheme {
             continue;
         }
@@ -61,8 +66,14 @@ impl WasiHttpHooks for Hooks {
         request: http::Request<WasiBody>,
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>)>> + Send>
-    {
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                )>,
+            > + Send,
+    > {
         let app = self.app.clone();
         let caller = self.caller.clone();
         Box::new(async move {
@@ -71,7 +82,10 @@ impl WasiHttpHooks for Hooks {
                 return Err(Error::HttpRequestDenied);
             };
             let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
-            app.outbound_log.lock().unwrap().push(format!("{scheme}://{id}.spin.internal"));
+            app.outbound_log
+                .lock()
+                .unwrap()
+                .push(format!("{scheme}://{id}.spin.internal"));
             let allowed = &app.components[&caller].allowed_outbound_hosts;
             let known = app.components.contains_key(&id);
             match (permission(allowed, &scheme, &id), known) {
@@ -82,12 +96,17 @@ impl WasiHttpHooks for Hooks {
                 // Spin traps the caller here ("unknown routing destination"); wasmtime 48's
                 // hooks cannot trap, so the guest gets an error instead.
                 (Permission::Explicit, false) => {
-                    return Err(Error::InternalError(Some(format!("unknown routing destination '{id}'"))));
+                    return Err(Error::InternalError(Some(format!(
+                        "unknown routing destination '{id}'"
+                    ))));
                 }
                 _ => {}
             }
             let response = app.clone().serve(&id, "/...", request, CHAINED_CLIENT_ADDR).await;
-            Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>))
+            Ok((
+                response,
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+            ))
         })
     }
 }

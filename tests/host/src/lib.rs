@@ -38,12 +38,17 @@ pub use manifest::Manifest;
 
 /// The repository root, where `spin.toml` and `target/` are.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("project root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("project root exists")
 }
 
 /// Where `cargo build --target wasm32-wasip2 --release` puts a package's component.
 pub fn wasm_path(package: &str) -> PathBuf {
-    project_root().join("target/wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")))
+    project_root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", package.replace('-', "_")))
 }
 
 /// How to run an app: which manifest, which variable values, and any test-only workers.
@@ -85,7 +90,11 @@ impl AppOptions {
     }
 
     pub fn worker_with_outbound(mut self, id: &str, wasm: PathBuf, allowed_outbound_hosts: &[&str]) -> Self {
-        self.extra_workers.push((id.to_string(), wasm, allowed_outbound_hosts.iter().map(|h| h.to_string()).collect()));
+        self.extra_workers.push((
+            id.to_string(),
+            wasm,
+            allowed_outbound_hosts.iter().map(|h| h.to_string()).collect(),
+        ));
         self
     }
 }
@@ -152,13 +161,20 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -210,7 +226,9 @@ fn compile(path: &Path) -> Result<Component> {
             path.display()
         ));
     }
-    let component = Component::from_file(engine(), path).map_err(anyhow::Error::from).with_context(|| format!("compiling {}", path.display()))?;
+    let component = Component::from_file(engine(), path)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling {}", path.display()))?;
     cache.lock().unwrap().insert(path.to_path_buf(), component.clone());
     Ok(component)
 }
@@ -254,15 +272,35 @@ impl App {
                 .map(|entry| resolver.expand(entry))
                 .collect::<Result<Vec<_>>>()?;
             let stdout = options.capture_stdout.then(|| MemoryOutputPipe::new(256 << 20));
-            components.insert(id, Loaded { pre, allowed_outbound_hosts, variables: spec.variables, stdout });
+            components.insert(
+                id,
+                Loaded {
+                    pre,
+                    allowed_outbound_hosts,
+                    variables: spec.variables,
+                    stdout,
+                },
+            );
         }
         let mut routes = manifest.public_routes();
         routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.trim_end_matches("...").len()));
-        Ok(App(Arc::new(AppInner { engine, components, routes, variables: resolver, memory_limit_bytes: options.memory_limit_bytes, in_flight: InFlight::default(), outbound_log: Mutex::default() })))
+        Ok(App(Arc::new(AppInner {
+            engine,
+            components,
+            routes,
+            variables: resolver,
+            memory_limit_bytes: options.memory_limit_bytes,
+            in_flight: InFlight::default(),
+            outbound_log: Mutex::default(),
+        })))
     }
 
     /// Serves one request from a client at `client_addr`, as `spin up` would.
-    pub async fn handle<B>(&self, request: http::Request<B>, client_addr: SocketAddr) -> http::Response<HyperOutgoingBody>
+    pub async fn handle<B>(
+        &self,
+        request: http::Request<B>,
+        client_addr: SocketAddr,
+    ) -> http::Response<HyperOutgoingBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -278,7 +316,12 @@ impl App {
 
     /// Serves a request with `component` directly, as if a public route matched it (the
     /// benchmark's baseline for workers that have only private routes).
-    pub async fn handle_with<B>(&self, component: &str, request: http::Request<B>, client_addr: SocketAddr) -> http::Response<HyperOutgoingBody>
+    pub async fn handle_with<B>(
+        &self,
+        component: &str,
+        request: http::Request<B>,
+        client_addr: SocketAddr,
+    ) -> http::Response<HyperOutgoingBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -322,7 +365,11 @@ impl App {
     /// Everything `component` printed to stdout so far.
     pub fn stdout(&self, component: &str) -> String {
         let loaded = &self.0.components[component];
-        let bytes = loaded.stdout.as_ref().map(MemoryOutputPipe::contents).unwrap_or_default();
+        let bytes = loaded
+            .stdout
+            .as_ref()
+            .map(MemoryOutputPipe::contents)
+            .unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -359,7 +406,10 @@ impl AppInner {
         mut request: http::Request<WasiBody>,
         client_addr: SocketAddr,
     ) -> Result<http::Response<HyperOutgoingBody>> {
-        let loaded = self.components.get(component_id).ok_or_else(|| anyhow!("unknown routing destination '{component_id}'"))?;
+        let loaded = self
+            .components
+            .get(component_id)
+            .ok_or_else(|| anyhow!("unknown routing destination '{component_id}'"))?;
         spin_headers::prepare(&mut request, route, client_addr)?;
 
         let mut wasi = WasiCtx::builder();
@@ -388,7 +438,10 @@ impl AppInner {
         let task = tokio::spawn(async move {
             let result = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
             }
             .await;
             drop(store);

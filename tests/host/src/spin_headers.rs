@@ -16,7 +16,11 @@ pub fn is_service_chaining_host(host: &str) -> bool {
 }
 
 pub fn prepare(request: &mut http::Request<WasiBody>, route: &str, client_addr: SocketAddr) -> Result<()> {
-    let chained_host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).is_some_and(is_service_chaining_host);
+    let chained_host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(is_service_chaining_host);
     if chained_host {
         request.headers_mut().remove(HOST);
     }
@@ -29,7 +33,12 @@ pub fn prepare(request: &mut http::Request<WasiBody>, route: &str, client_addr: 
 
     // The authority comes from `Host`, or else from the URI; Spin refuses a request with neither.
     let header_authority = match request.headers().get(HOST) {
-        Some(host) => Some(host.to_str().context("'Host' is not valid")?.parse::<http::uri::Authority>().context("'Host' is not an authority")?),
+        Some(host) => Some(
+            host.to_str()
+                .context("'Host' is not valid")?
+                .parse::<http::uri::Authority>()
+                .context("'Host' is not an authority")?,
+        ),
         None => None,
     };
     let authority = match (header_authority, request.uri().authority().cloned()) {
@@ -37,9 +46,21 @@ pub fn prepare(request: &mut http::Request<WasiBody>, route: &str, client_addr: 
         (None, Some(uri)) => uri,
         (None, None) => bail!("no 'Host' header present in request"),
     };
-    let path_and_query = request.uri().path_and_query().map_or("/".to_string(), |pq| pq.as_str().to_string());
-    let host_for_url = request.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
-    *request.uri_mut() = Uri::builder().scheme("http").authority(authority).path_and_query(path_and_query.as_str()).build()?;
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |pq| pq.as_str().to_string());
+    let host_for_url = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    *request.uri_mut() = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query.as_str())
+        .build()?;
 
     let prefix = route.strip_suffix("/...").unwrap_or(route);
     let path = request.uri().path();

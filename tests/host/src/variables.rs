@@ -39,10 +39,20 @@ impl Resolver {
         let mut rest = template;
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find("}}").ok_or_else(|| anyhow!("unclosed template in '{template}'"))? + start;
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| anyhow!("unclosed template in '{template}'"))?
+                + start;
             let name = rest[start + 2..end].trim();
-            let value = self.values.get(name).ok_or_else(|| anyhow!("template names unknown variable '{name}'"))?;
-            out.push_str(value.as_deref().ok_or_else(|| anyhow!("variable '{name}' has no value"))?);
+            let value = self
+                .values
+                .get(name)
+                .ok_or_else(|| anyhow!("template names unknown variable '{name}'"))?;
+            out.push_str(
+                value
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("variable '{name}' has no value"))?,
+            );
             rest = &rest[end + 2..];
         }
         out.push_str(rest);
@@ -51,18 +61,31 @@ impl Resolver {
 }
 
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    Ok(variables::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?)
+    Ok(variables::add_to_linker::<HostState, HasSelf<HostState>>(
+        linker,
+        |state| state,
+    )?)
 }
 
 impl variables::Host for HostState {
     fn get(&mut self, name: String) -> Result<String, Error> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(Error::InvalidName(name));
         }
         let component = &self.app.components[&self.component_id];
         let Some(template) = component.variables.get(&name) else {
-            return Err(Error::Undefined(format!("no variable for {:?}.{name:?}", self.component_id)));
+            return Err(Error::Undefined(format!(
+                "no variable for {:?}.{name:?}",
+                self.component_id
+            )));
         };
-        self.app.variables.expand(template).map_err(|e| Error::Provider(e.to_string()))
+        self.app
+            .variables
+            .expand(template)
+            .map_err(|e| Error::Provider(e.to_string()))
     }
 }

@@ -34,13 +34,21 @@ impl Mode {
 
 async fn one_request(app: &App, mode: Mode) {
     let client: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-    let request = http::Request::builder().uri("/").header("host", "hello.localhost:3000").body(Empty::<Bytes>::new()).unwrap();
+    let request = http::Request::builder()
+        .uri("/")
+        .header("host", "hello.localhost:3000")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let response = match mode {
         Mode::Direct => app.handle_with("hello", request, client).await,
         Mode::Forwarder => app.handle_with("forwarder", request, client).await,
         Mode::Dispatcher => app.handle(request, client).await,
         Mode::Health => {
-            let request = http::Request::builder().uri("/health").header("host", "localhost:3000").body(Empty::<Bytes>::new()).unwrap();
+            let request = http::Request::builder()
+                .uri("/health")
+                .header("host", "localhost:3000")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
             app.handle(request, client).await
         }
     };
@@ -82,18 +90,32 @@ fn main() {
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
 
     // One worker thread: the components run on one core, as in the spin-facts measurements.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let mut options = AppOptions { capture_stdout: false, ..AppOptions::default() };
-        for (name, value) in std::env::vars().filter_map(|(k, v)| k.strip_prefix("BENCH_VAR_").map(|n| (n.to_ascii_lowercase(), v))) {
+        let mut options = AppOptions {
+            capture_stdout: false,
+            ..AppOptions::default()
+        };
+        for (name, value) in
+            std::env::vars().filter_map(|(k, v)| k.strip_prefix("BENCH_VAR_").map(|n| (n.to_ascii_lowercase(), v)))
+        {
             options.variables.insert(name, value);
         }
-        let options = options
-            .worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"]);
+        let options =
+            options.worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"]);
         let app = App::new(options).expect("app starts");
         let all = [Mode::Direct, Mode::Forwarder, Mode::Dispatcher, Mode::Health];
         let only: Option<usize> = std::env::var("BENCH_ONLY").ok().and_then(|v| v.parse().ok());
-        let modes: Vec<Mode> = all.iter().enumerate().filter(|(i, _)| only.is_none_or(|o| o == *i)).map(|(_, m)| *m).collect();
+        let modes: Vec<Mode> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(_, m)| *m)
+            .collect();
         for &mode in &modes {
             one_request(&app, mode).await; // warm-up, and a check that each mode works
         }
@@ -114,7 +136,10 @@ fn main() {
         }
         if medians.len() == all.len() {
             println!("b/a (chaining cost)          {:.3}", medians[1] / medians[0]);
-            println!("c/b (dispatcher vs forwarder) {:.3}   target >= 0.95", medians[2] / medians[1]);
+            println!(
+                "c/b (dispatcher vs forwarder) {:.3}   target >= 0.95",
+                medians[2] / medians[1]
+            );
         }
         for package in ["libra-dispatcher", "hello", "echo", "forwarder"] {
             let size = std::fs::metadata(wasm_path(package)).map(|m| m.len()).unwrap_or(0);

@@ -6,28 +6,69 @@ use libra_test_host::App;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_json_access_log_line_per_request_without_the_query() {
     let app = app();
-    get("echo.localhost", "/a?token=secret").header("x-request-id", "log-1").send(&app).await;
-    get("localhost", "/dispatch/hello/b?token=secret").header("x-request-id", "log-2").send(&app).await;
-    get("ghost.localhost", "/c").header("x-request-id", "log-3").send(&app).await;
-    get("localhost", "/health").header("x-request-id", "log-4").send(&app).await;
+    get("echo.localhost", "/a?token=secret")
+        .header("x-request-id", "log-1")
+        .send(&app)
+        .await;
+    get("localhost", "/dispatch/hello/b?token=secret")
+        .header("x-request-id", "log-2")
+        .send(&app)
+        .await;
+    get("ghost.localhost", "/c")
+        .header("x-request-id", "log-3")
+        .send(&app)
+        .await;
+    get("localhost", "/health")
+        .header("x-request-id", "log-4")
+        .send(&app)
+        .await;
     let log = access_log(&app).await;
     assert_eq!(log.len(), 4, "{log:?}");
     assert!(!app.stdout("dispatcher").contains("secret"));
-    let by_id = |id: &str| log.iter().find(|line| line["requestId"] == id).unwrap_or_else(|| panic!("{id} missing")).clone();
+    let by_id = |id: &str| {
+        log.iter()
+            .find(|line| line["requestId"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+            .clone()
+    };
     for line in &log {
-        for field in ["time", "level", "requestId", "method", "host", "path", "route", "status", "durationMs"] {
+        for field in [
+            "time",
+            "level",
+            "requestId",
+            "method",
+            "host",
+            "path",
+            "route",
+            "status",
+            "durationMs",
+        ] {
             assert!(!line[field].is_null(), "{field} in {line}");
         }
     }
     let first = by_id("log-1");
-    assert_eq!((first["path"].as_str(), first["route"].as_str(), first["worker"].as_str(), first["status"].as_u64()), (Some("/a"), Some("subdomain"), Some("echo"), Some(200)));
+    assert_eq!(
+        (
+            first["path"].as_str(),
+            first["route"].as_str(),
+            first["worker"].as_str(),
+            first["status"].as_u64()
+        ),
+        (Some("/a"), Some("subdomain"), Some("echo"), Some(200))
+    );
     assert_eq!(first["host"], "echo.localhost");
     assert!(first.get("error").is_none());
     let second = by_id("log-2");
-    assert_eq!((second["route"].as_str(), second["worker"].as_str()), (Some("path"), Some("hello")));
+    assert_eq!(
+        (second["route"].as_str(), second["worker"].as_str()),
+        (Some("path"), Some("hello"))
+    );
     assert_eq!(second["path"], "/dispatch/hello/b");
     let third = by_id("log-3");
-    assert_eq!((third["status"].as_u64(), third["error"].as_str()), (Some(404), Some("worker_not_found")));
+    assert_eq!(
+        (third["status"].as_u64(), third["error"].as_str()),
+        (Some(404), Some("worker_not_found"))
+    );
     assert_eq!(by_id("log-4")["route"], "api");
 }
 
@@ -47,7 +88,11 @@ async fn bad_hosts_are_400() {
     let app = app();
     for host in ["a..b", "-a.localhost", "a_b.example.com", "localhost:99999", "[zz]"] {
         let reply = get(host, "/").send(&app).await;
-        assert_eq!((reply.status, reply.problem().as_str()), (400, "invalid_host"), "{host}");
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (400, "invalid_host"),
+            "{host}"
+        );
     }
 }
 
@@ -56,6 +101,10 @@ async fn invalid_configuration_is_a_500_that_leaks_nothing() {
     let app = App::new(options().variable("max_body_bytes", "ten megabytes")).unwrap();
     let reply = get("echo.localhost", "/").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (500, "configuration_error"));
-    assert!(!reply.text().contains("max_body_bytes"), "variable names stay in the log: {}", reply.text());
+    assert!(
+        !reply.text().contains("max_body_bytes"),
+        "variable names stay in the log: {}",
+        reply.text()
+    );
     assert_eq!(access_log(&app).await.len(), 1);
 }

@@ -25,14 +25,20 @@ async fn spoofed_provenance_never_reaches_the_worker() {
     let text = echoed.to_string();
     assert!(!text.contains("6.6.6.6") && !text.contains("victim"), "{text}");
     assert_eq!(reply.echoed_header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
-    assert_eq!(reply.echoed_header("x-forwarded-host").as_deref(), Some("echo.localhost:3000"));
+    assert_eq!(
+        reply.echoed_header("x-forwarded-host").as_deref(),
+        Some("echo.localhost:3000")
+    );
     assert_eq!(reply.echoed_header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(reply.echoed_header("forwarded"), None);
     assert_eq!(reply.echoed_header("x-real-ip"), None);
     assert_eq!(reply.echoed_header("x-target-worker"), None);
     // The only spin-* values the worker sees are the ones Spin sets for a chained request.
     assert_eq!(reply.echoed_header("spin-client-addr").as_deref(), Some("0.0.0.0:0"));
-    assert_eq!(reply.echoed_header("spin-full-url").as_deref(), Some("http://localhost/"));
+    assert_eq!(
+        reply.echoed_header("spin-full-url").as_deref(),
+        Some("http://localhost/")
+    );
     // Ordinary end-to-end headers pass.
     assert_eq!(reply.echoed_header("cookie").as_deref(), Some("session=abc"));
 }
@@ -60,7 +66,10 @@ async fn hop_by_hop_headers_are_not_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_is_reused_when_safe_and_generated_otherwise() {
     let app = app();
-    let reply = get("echo.localhost", "/").header("x-request-id", "trace-42.a:b_c").send(&app).await;
+    let reply = get("echo.localhost", "/")
+        .header("x-request-id", "trace-42.a:b_c")
+        .send(&app)
+        .await;
     assert_eq!(reply.header("x-request-id"), Some("trace-42.a:b_c"));
     assert_eq!(reply.echoed_header("x-request-id").as_deref(), Some("trace-42.a:b_c"));
 
@@ -72,16 +81,32 @@ async fn request_id_is_reused_when_safe_and_generated_otherwise() {
         assert_eq!(id.len(), 36, "a UUID: {id}");
         assert_eq!(reply.echoed_header("x-request-id"), Some(id));
     }
-    let first = get("echo.localhost", "/").send(&app).await.header("x-request-id").unwrap().to_string();
-    let second = get("echo.localhost", "/").send(&app).await.header("x-request-id").unwrap().to_string();
+    let first = get("echo.localhost", "/")
+        .send(&app)
+        .await
+        .header("x-request-id")
+        .unwrap()
+        .to_string();
+    let second = get("echo.localhost", "/")
+        .send(&app)
+        .await
+        .header("x-request-id")
+        .unwrap()
+        .to_string();
     assert_ne!(first, second);
     // Errors carry it too, in the header and the body.
-    let error = get("ghost.localhost", "/").header("x-request-id", "err-1").send(&app).await;
+    let error = get("ghost.localhost", "/")
+        .header("x-request-id", "err-1")
+        .send(&app)
+        .await;
     assert_eq!(error.header("x-request-id"), Some("err-1"));
     assert_eq!(error.json()["requestId"], "err-1");
     let log = access_log(&app).await;
     assert!(log.iter().any(|line| line["requestId"] == "trace-42.a:b_c"));
-    assert!(log.iter().any(|line| line["requestId"] == "err-1" && line["error"] == "worker_not_found"));
+    assert!(
+        log.iter()
+            .any(|line| line["requestId"] == "err-1" && line["error"] == "worker_not_found")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,16 +149,25 @@ async fn large_bodies_stream_through_without_being_held() {
     options.memory_limit_bytes = 32 << 20;
     let app = App::new(options).unwrap();
 
-    let reply = get("faulty.localhost", &format!("/stream?bytes={SIZE}")).send(&app).await;
+    let reply = get("faulty.localhost", &format!("/stream?bytes={SIZE}"))
+        .send(&app)
+        .await;
     assert_eq!(reply.status, 200);
     let body = reply.bytes();
     assert_eq!(body.len(), SIZE);
-    assert!(body.iter().enumerate().step_by(4099).all(|(i, b)| *b == (i % 65_536 % 251) as u8));
+    assert!(
+        body.iter()
+            .enumerate()
+            .step_by(4099)
+            .all(|(i, b)| *b == (i % 65_536 % 251) as u8)
+    );
 
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
     let chunks = vec![chunk.clone(); SIZE >> 20];
     let expected = sha256_hex(&vec![7u8; SIZE]);
-    let reply = request("PUT", "echo.localhost", "/upload").send_stream(&app, chunks).await;
+    let reply = request("PUT", "echo.localhost", "/upload")
+        .send_stream(&app, chunks)
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["body"]["bytes"], SIZE as u64);
     assert_eq!(reply.json()["body"]["sha256"], expected);

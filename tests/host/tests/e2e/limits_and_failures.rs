@@ -8,10 +8,14 @@ use libra_test_host::App;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_body_over_the_cap_is_refused_before_forwarding() {
     let app = App::new(options().variable("max_body_bytes", "1000")).unwrap();
-    let reply = request("POST", "echo.localhost", "/").send_body(&app, vec![1u8; 1001]).await;
+    let reply = request("POST", "echo.localhost", "/")
+        .send_body(&app, vec![1u8; 1001])
+        .await;
     assert_eq!((reply.status, reply.problem().as_str()), (413, "payload_too_large"));
     assert!(app.outbound_requests().is_empty(), "nothing reached a worker");
-    let reply = request("POST", "echo.localhost", "/").send_body(&app, vec![1u8; 1000]).await;
+    let reply = request("POST", "echo.localhost", "/")
+        .send_body(&app, vec![1u8; 1000])
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["body"]["bytes"], 1000);
 }
@@ -41,12 +45,23 @@ async fn long_uris_get_414_and_bad_lengths_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_and_trace_are_not_forwarded_and_api_methods_are_checked() {
     let app = app();
-    for (method, host, target) in [("TRACE", "echo.localhost", "/"), ("TRACE", "localhost", "/dispatch/echo/"), ("POST", "localhost", "/health")] {
+    for (method, host, target) in [
+        ("TRACE", "echo.localhost", "/"),
+        ("TRACE", "localhost", "/dispatch/echo/"),
+        ("POST", "localhost", "/health"),
+    ] {
         let reply = request(method, host, target).send(&app).await;
-        assert_eq!((reply.status, reply.problem().as_str()), (405, "method_not_allowed"), "{method} {host}{target}");
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (405, "method_not_allowed"),
+            "{method} {host}{target}"
+        );
         assert!(reply.header("allow").is_some());
     }
-    assert_eq!(request("POST", "localhost", "/health").send(&app).await.header("allow"), Some("GET, HEAD"));
+    assert_eq!(
+        request("POST", "localhost", "/health").send(&app).await.header("allow"),
+        Some("GET, HEAD")
+    );
     assert!(app.outbound_requests().is_empty());
     // Other methods, standard or not, are forwarded.
     let reply = request("PROPFIND", "echo.localhost", "/").send(&app).await;
@@ -60,7 +75,10 @@ async fn a_worker_that_does_not_answer_in_time_gets_504() {
     assert_eq!((reply.status, reply.problem().as_str()), (504, "worker_timeout"));
     let log = access_log(&app).await;
     let line = log.last().unwrap();
-    assert_eq!((line["status"].as_u64(), line["error"].as_str()), (Some(504), Some("worker_timeout")));
+    assert_eq!(
+        (line["status"].as_u64(), line["error"].as_str()),
+        (Some(504), Some("worker_timeout"))
+    );
     assert!(line["durationMs"].as_f64().unwrap() >= 300.0, "{line}");
 }
 
@@ -70,7 +88,10 @@ async fn a_worker_that_traps_gets_502_without_internal_detail() {
     let reply = get("faulty.localhost", "/trap").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (502, "worker_failed"));
     let text = reply.text();
-    assert!(!text.contains("panic") && !text.contains("trap") && !text.contains("wasm"), "{text}");
+    assert!(
+        !text.contains("panic") && !text.contains("trap") && !text.contains("wasm"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,19 +11,33 @@ fn manifest() -> Manifest {
 fn the_workers_variable_lists_exactly_the_private_components() {
     let manifest = manifest();
     let declared = manifest.variables["workers"].default.clone().unwrap();
-    let mut listed: Vec<String> = declared.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+    let mut listed: Vec<String> = declared
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
     listed.sort();
-    assert_eq!(listed, manifest.private_components(), "spin.toml: `workers` must name every component with a private route");
+    assert_eq!(
+        listed,
+        manifest.private_components(),
+        "spin.toml: `workers` must name every component with a private route"
+    );
 }
 
 #[test]
 fn the_dispatcher_owns_the_only_public_route_and_can_reach_workers() {
     let manifest = manifest();
-    assert_eq!(manifest.public_routes(), vec![("/...".to_string(), "dispatcher".to_string())]);
+    assert_eq!(
+        manifest.public_routes(),
+        vec![("/...".to_string(), "dispatcher".to_string())]
+    );
     let dispatcher = &manifest.component["dispatcher"];
     assert_eq!(dispatcher.allowed_outbound_hosts, vec!["http://*.spin.internal"]);
     for worker in manifest.private_components() {
-        assert!(manifest.component[&worker].allowed_outbound_hosts.is_empty(), "{worker} needs no outbound access");
+        assert!(
+            manifest.component[&worker].allowed_outbound_hosts.is_empty(),
+            "{worker} needs no outbound access"
+        );
     }
 }
 
@@ -32,10 +46,17 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
     let manifest = manifest();
     let dispatcher = &manifest.component["dispatcher"];
     for (name, default) in VARIABLES {
-        let declared = manifest.variables.get(*name).unwrap_or_else(|| panic!("spin.toml lacks variable {name}"));
+        let declared = manifest
+            .variables
+            .get(*name)
+            .unwrap_or_else(|| panic!("spin.toml lacks variable {name}"));
         if *name != "workers" {
             assert_eq!(declared.default.as_deref(), Some(*default), "default of {name}");
         }
-        assert_eq!(dispatcher.variables.get(*name).map(String::as_str), Some(format!("{{{{ {name} }}}}").as_str()), "component variable {name}");
+        assert_eq!(
+            dispatcher.variables.get(*name).map(String::as_str),
+            Some(format!("{{{{ {name} }}}}").as_str()),
+            "component variable {name}"
+        );
     }
 }

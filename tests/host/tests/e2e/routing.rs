@@ -6,7 +6,9 @@ use libra_test_host::App;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged() {
     let app = app();
-    let reply = request("PATCH", "echo.localhost:3000", "/a/b%20c?x=1&y=%2F").send_body(&app, "payload").await;
+    let reply = request("PATCH", "echo.localhost:3000", "/a/b%20c?x=1&y=%2F")
+        .send_body(&app, "payload")
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let echoed = reply.json();
     assert_eq!(echoed["method"], "PATCH");
@@ -18,7 +20,11 @@ async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged(
     let hello = get("hello.localhost:3000", "/").send(&app).await;
     assert_eq!(hello.status, 200);
     assert_eq!(hello.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(hello.text().contains("Hello from the <code>hello</code> worker"), "{}", hello.text());
+    assert!(
+        hello.text().contains("Hello from the <code>hello</code> worker"),
+        "{}",
+        hello.text()
+    );
     assert!(hello.text().contains("hello.localhost:3000"));
 }
 
@@ -54,7 +60,9 @@ async fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method() {
     let app = app();
-    let reply = request("PUT", "127.0.0.1:3000", "/dispatch?a=1&worker=echo&b=2").send_body(&app, "x").await;
+    let reply = request("PUT", "127.0.0.1:3000", "/dispatch?a=1&worker=echo&b=2")
+        .send_body(&app, "x")
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["path"], "/");
     assert_eq!(reply.json()["query"], "a=1&b=2");
@@ -69,7 +77,14 @@ async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant() {
     let app = app();
-    for target in ["/health", "/dispatch", "/dispatch?worker=hello", "/dispatch/hello/x", "/api/dispatch?worker=hello", "/openapi.json"] {
+    for target in [
+        "/health",
+        "/dispatch",
+        "/dispatch?worker=hello",
+        "/dispatch/hello/x",
+        "/api/dispatch?worker=hello",
+        "/openapi.json",
+    ] {
         let reply = request("POST", "echo.localhost", target).send(&app).await;
         assert_eq!(reply.status, 200, "{target}");
         let echoed = reply.json();
@@ -78,7 +93,11 @@ async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant() {
         assert_eq!(echoed["query"].as_str(), query);
     }
     let log = access_log(&app).await;
-    assert!(log.iter().all(|line| line["worker"] == "echo" && line["route"] == "subdomain"), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|line| line["worker"] == "echo" && line["route"] == "subdomain"),
+        "{log:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,20 +137,34 @@ async fn namespace_info_counts_workers_and_shows_working_examples() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_domain_and_dispatcher_hosts_come_from_variables() {
-    let app = App::new(options().variable("base_domain", "libra.sh").variable("dispatcher_hosts", "dispatcher.libra.dev")).unwrap();
+    let app = App::new(
+        options()
+            .variable("base_domain", "libra.sh")
+            .variable("dispatcher_hosts", "dispatcher.libra.dev"),
+    )
+    .unwrap();
     assert_eq!(get("echo.libra.sh", "/x").send(&app).await.json()["path"], "/x");
     assert_eq!(get("libra.sh", "/health").send(&app).await.status, 200);
     assert_eq!(get("dispatcher.libra.dev", "/health").send(&app).await.status, 200);
     // `localhost` is no longer the dispatcher's: it is somebody's (unknown) custom domain.
-    assert_eq!(get("localhost", "/health").send(&app).await.problem(), "custom_domain_not_found");
-    assert_eq!(get("echo.localhost", "/").send(&app).await.problem(), "custom_domain_not_found");
+    assert_eq!(
+        get("localhost", "/health").send(&app).await.problem(),
+        "custom_domain_not_found"
+    );
+    assert_eq!(
+        get("echo.localhost", "/").send(&app).await.problem(),
+        "custom_domain_not_found"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed() {
     let app = app();
     let reply = get("shop.example.com", "/").send(&app).await;
-    assert_eq!((reply.status, reply.problem().as_str()), (404, "custom_domain_not_found"));
+    assert_eq!(
+        (reply.status, reply.problem().as_str()),
+        (404, "custom_domain_not_found")
+    );
     let reply = get("a.echo.localhost", "/").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (404, "host_not_routed"));
     let reply = get("localhost", "/nothing-here").send(&app).await;
@@ -142,7 +175,11 @@ async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_workers_are_404_in_every_mode_without_calling_spin() {
     let app = app();
-    for request in [get("ghost.localhost", "/"), get("localhost", "/dispatch/ghost/"), request("POST", "localhost", "/dispatch?worker=ghost")] {
+    for request in [
+        get("ghost.localhost", "/"),
+        get("localhost", "/dispatch/ghost/"),
+        request("POST", "localhost", "/dispatch?worker=ghost"),
+    ] {
         let reply = request.send(&app).await;
         assert_eq!((reply.status, reply.problem().as_str()), (404, "worker_not_found"));
         assert!(reply.json()["detail"].as_str().unwrap().contains("'ghost'"));
@@ -170,10 +207,18 @@ async fn one_name_validator_for_every_mode() {
     for (name, code) in &cases {
         let path = format!("/dispatch/{name}/x");
         let reply = get("localhost", &path).send(&app).await;
-        assert_eq!((reply.status, reply.problem()), (if *code == "missing_worker_name" { 400 } else { 400 }, code.to_string()), "path {name:?}");
+        assert_eq!(
+            (reply.status, reply.problem()),
+            (400, code.to_string()),
+            "path {name:?}"
+        );
         let query = format!("/dispatch?worker={name}");
         let reply = request("POST", "localhost", &query).send(&app).await;
-        assert_eq!((reply.status, reply.problem()), (400, code.to_string()), "query {name:?}");
+        assert_eq!(
+            (reply.status, reply.problem()),
+            (400, code.to_string()),
+            "query {name:?}"
+        );
     }
     for (host, code) in [
         (format!("{long}.localhost"), "invalid_host"),
@@ -187,13 +232,29 @@ async fn one_name_validator_for_every_mode() {
     }
     // Upper case is not a different tenant: it is the same name, lowercased like a host label.
     assert_eq!(get("localhost", "/dispatch/EcHo/").send(&app).await.json()["path"], "/");
-    assert_eq!(request("POST", "localhost", "/dispatch?worker=ECHO").send(&app).await.status, 200);
-    assert!(app.outbound_requests().iter().all(|target| target == "http://echo.spin.internal"));
+    assert_eq!(
+        request("POST", "localhost", "/dispatch?worker=ECHO")
+            .send(&app)
+            .await
+            .status,
+        200
+    );
+    assert!(
+        app.outbound_requests()
+            .iter()
+            .all(|target| target == "http://echo.spin.internal")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extra_reserved_names_come_from_a_variable() {
     let app = App::new(options().variable("reserved_names", "billing, Status")).unwrap();
-    assert_eq!(get("billing.localhost", "/").send(&app).await.problem(), "reserved_worker_name");
-    assert_eq!(get("localhost", "/dispatch/status/").send(&app).await.problem(), "reserved_worker_name");
+    assert_eq!(
+        get("billing.localhost", "/").send(&app).await.problem(),
+        "reserved_worker_name"
+    );
+    assert_eq!(
+        get("localhost", "/dispatch/status/").send(&app).await.problem(),
+        "reserved_worker_name"
+    );
 }

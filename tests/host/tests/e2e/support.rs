@@ -13,7 +13,9 @@ pub const CLIENT: &str = "127.0.0.1:40123";
 
 /// The shipped manifest plus the test-only `faulty` worker in the namespace.
 pub fn options() -> AppOptions {
-    AppOptions::default().worker("faulty", wasm_path("faulty")).variable("workers", "echo,faulty,hello")
+    AppOptions::default()
+        .worker("faulty", wasm_path("faulty"))
+        .variable("workers", "echo,faulty,hello")
 }
 
 pub fn app() -> App {
@@ -32,7 +34,11 @@ impl Reply {
     }
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers.get_all(name).iter().map(|v| v.to_str().expect("ASCII header")).collect()
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII header"))
+            .collect()
     }
 
     pub fn bytes(&self) -> &Bytes {
@@ -49,7 +55,12 @@ impl Reply {
 
     /// The problem document's `code`, after checking the RFC 9457 shape and the request id.
     pub fn problem(&self) -> String {
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text()
+        );
         let body = self.json();
         assert_eq!(body["status"], self.status, "{body}");
         for field in ["type", "title", "detail", "code", "requestId"] {
@@ -73,11 +84,21 @@ pub struct Request<'a> {
 }
 
 pub fn get<'a>(host: &'a str, target: &'a str) -> Request<'a> {
-    Request { method: "GET", host: Some(host), target, headers: Vec::new() }
+    Request {
+        method: "GET",
+        host: Some(host),
+        target,
+        headers: Vec::new(),
+    }
 }
 
 pub fn request<'a>(method: &'a str, host: &'a str, target: &'a str) -> Request<'a> {
-    Request { method, host: Some(host), target, headers: Vec::new() }
+    Request {
+        method,
+        host: Some(host),
+        target,
+        headers: Vec::new(),
+    }
 }
 
 impl<'a> Request<'a> {
@@ -117,7 +138,11 @@ impl<'a> Request<'a> {
 async fn collect(response: http::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>) -> Reply {
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string());
-    Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// The dispatcher's access-log lines, once every dispatcher invocation has finished.

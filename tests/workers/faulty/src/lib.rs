@@ -29,19 +29,40 @@ impl Guest for Faulty {
             }
             "/stream" => {
                 let bytes: u64 = query.strip_prefix("bytes=").and_then(|n| n.parse().ok()).unwrap_or(0);
-                let stream_body = respond(response_out, 200, &[("content-type", "application/octet-stream"), ("content-length", &bytes.to_string())]);
+                let stream_body = respond(
+                    response_out,
+                    200,
+                    &[
+                        ("content-type", "application/octet-stream"),
+                        ("content-length", &bytes.to_string()),
+                    ],
+                );
                 write_pattern(stream_body, bytes, false);
             }
             "/trap-mid-body" => {
-                let body = respond(response_out, 200, &[("content-type", "application/octet-stream"), ("content-length", "1000000")]);
+                let body = respond(
+                    response_out,
+                    200,
+                    &[
+                        ("content-type", "application/octet-stream"),
+                        ("content-length", "1000000"),
+                    ],
+                );
                 write_pattern(body, 65_536, true);
             }
             "/cookie" => {
-                let body = respond(response_out, 200, &[("content-type", "text/html"), ("set-cookie", "tenant=faulty; Path=/")]);
+                let body = respond(
+                    response_out,
+                    200,
+                    &[("content-type", "text/html"), ("set-cookie", "tenant=faulty; Path=/")],
+                );
                 write_all(body, b"<script>document.title='ran'</script>");
             }
             _ => {
-                let status = path.strip_prefix("/status/").and_then(|s| s.parse().ok()).unwrap_or(404);
+                let status = path
+                    .strip_prefix("/status/")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(404);
                 let body = respond(response_out, status, &[("content-type", "text/plain")]);
                 write_all(body, format!("faulty worker answered {status}").as_bytes());
             }
@@ -50,7 +71,10 @@ impl Guest for Faulty {
 }
 
 fn respond(response_out: ResponseOutparam, status: u16, headers: &[(&str, &str)]) -> OutgoingBody {
-    let list: Vec<(String, Vec<u8>)> = headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect();
+    let list: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
     let response = OutgoingResponse::new(Fields::from_list(&list).expect("valid headers"));
     response.set_status_code(status).expect("valid status");
     let body = response.body().expect("body is taken once");

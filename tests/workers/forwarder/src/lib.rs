@@ -15,13 +15,21 @@ export!(Forwarder);
 
 impl Guest for Forwarder {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let headers: Vec<(String, Vec<u8>)> =
-            request.headers().entries().into_iter().filter(|(name, _)| name != "host").collect();
+        let headers: Vec<(String, Vec<u8>)> = request
+            .headers()
+            .entries()
+            .into_iter()
+            .filter(|(name, _)| name != "host")
+            .collect();
         let outgoing = OutgoingRequest::new(Fields::from_list(&headers).expect("client headers are valid"));
         outgoing.set_method(&request.method()).expect("valid method");
         outgoing.set_scheme(Some(&Scheme::Http)).expect("valid scheme");
-        outgoing.set_authority(Some("hello.spin.internal")).expect("valid authority");
-        outgoing.set_path_with_query(request.path_with_query().as_deref()).expect("valid path");
+        outgoing
+            .set_authority(Some("hello.spin.internal"))
+            .expect("valid authority");
+        outgoing
+            .set_path_with_query(request.path_with_query().as_deref())
+            .expect("valid path");
         let request_body = outgoing.body().expect("body is taken once");
         let future = outgoing_handler::handle(outgoing, None).expect("chaining is allowed");
         splice(request.consume().expect("body is consumed once"), request_body);
