@@ -102,3 +102,63 @@ mod tests {
         assert_eq!(info["requestId"], "rid");
     }
 }
+
+/// `/health/detailed`: what the dispatcher depends on, checked for real.
+#[derive(Debug, Serialize)]
+pub struct HealthDetailed<'a> {
+    pub status: &'static str,
+    pub timestamp: &'a str,
+    pub service: &'static str,
+    pub version: &'static str,
+    pub environment: &'a str,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Checks {
+    pub database: DatabaseCheck,
+    pub namespace: NamespaceCheck,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseCheck {
+    /// `ok` or `error`.
+    pub status: &'static str,
+    /// `postgres`, `sqlite` or `none`.
+    pub backend: &'static str,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NamespaceCheck {
+    /// `ok`, or `empty` when no worker is deployed.
+    pub status: &'static str,
+    pub workers: usize,
+}
+
+impl HealthDetailed<'_> {
+    pub fn healthy(&self) -> bool {
+        self.checks.database.status == "ok" && self.checks.namespace.status == "ok"
+    }
+}
+
+pub fn health_detailed<'a>(
+    timestamp: &'a str,
+    environment: &'a str,
+    database: DatabaseCheck,
+    workers: usize,
+) -> HealthDetailed<'a> {
+    let namespace = NamespaceCheck {
+        status: if workers > 0 { "ok" } else { "empty" },
+        workers,
+    };
+    let healthy = database.status == "ok" && workers > 0;
+    HealthDetailed {
+        status: if healthy { "ok" } else { "degraded" },
+        timestamp,
+        service: SERVICE,
+        version: VERSION,
+        environment,
+        checks: Checks { database, namespace },
+    }
+}

@@ -16,6 +16,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("max_body_bytes", "10485760"),
     ("upstream_timeout_ms", "30000"),
     ("log_level", "info"),
+    ("postgres_url", ""),
+    ("domain_cache_ttl_s", "60"),
+    ("domain_negative_ttl_s", "10"),
+    ("db_timeout_ms", "2000"),
+    ("admin_token", ""),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,6 +131,40 @@ impl Config {
     }
 }
 
+/// What custom domains need; read only when a request is for one (or for `/health/detailed`),
+/// so subdomain dispatch pays no host calls for it.
+#[derive(Debug, Clone)]
+pub struct DomainConfig {
+    /// Empty: use the embedded SQLite database instead.
+    pub postgres_url: String,
+    pub cache_ttl_s: u64,
+    pub negative_ttl_s: u64,
+    pub db_timeout_ms: u64,
+}
+
+impl DomainConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DomainConfig, ConfigError> {
+        let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
+        let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
+            get(name)
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or(ConfigError {
+                    variable: name,
+                    problem: format!("not a whole number of at least {min}"),
+                })
+        };
+        Ok(DomainConfig {
+            postgres_url: get("postgres_url").trim().to_string(),
+            cache_ttl_s: number("domain_cache_ttl_s", 0)?,
+            negative_ttl_s: number("domain_negative_ttl_s", 0)?,
+            db_timeout_ms: number("db_timeout_ms", 1)?,
+        })
+    }
+}
+
 /// The default of a variable in [`VARIABLES`] (empty for an unknown name).
 pub fn default_of(name: &str) -> &'static str {
     VARIABLES
@@ -179,6 +218,18 @@ mod tests {
         assert_eq!(config.reserved_names, vec!["billing"]);
         assert!(config.has_worker(&WorkerName::parse("echo", &[]).unwrap()));
         assert!(!config.has_worker(&WorkerName::parse("ghost", &[]).unwrap()));
+    }
+
+    #[test]
+    fn domain_settings_have_defaults_and_are_checked() {
+        let domains = DomainConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            (domains.cache_ttl_s, domains.negative_ttl_s, domains.db_timeout_ms),
+            (60, 10, 2000)
+        );
+        assert!(domains.postgres_url.is_empty());
+        let bad = DomainConfig::from_lookup(|n| (n == "db_timeout_ms").then(|| "0".to_string()));
+        assert_eq!(bad.unwrap_err().variable, "db_timeout_ms");
     }
 
     #[test]

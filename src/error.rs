@@ -43,6 +43,10 @@ pub enum DispatchError {
     WorkerTimeout,
     /// A Spin variable holds a value the dispatcher cannot use.
     Configuration,
+    /// The custom-domain database failed, was unreachable, or was too slow.
+    DatabaseUnavailable,
+    /// An admin endpoint without the right bearer token.
+    Unauthorized,
 }
 
 impl DispatchError {
@@ -50,6 +54,7 @@ impl DispatchError {
         use DispatchError::*;
         match self {
             InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength | RequestBodyFailed => 400,
+            Unauthorized => 401,
             HostNotRouted | WorkerNotFound(_) | CustomDomainNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             PayloadTooLarge { .. } => 413,
@@ -57,6 +62,7 @@ impl DispatchError {
             HeadersTooLarge { .. } => 431,
             Configuration => 500,
             WorkerFailed => 502,
+            DatabaseUnavailable => 503,
             WorkerTimeout => 504,
         }
     }
@@ -82,6 +88,8 @@ impl DispatchError {
             WorkerFailed => "worker_failed",
             WorkerTimeout => "worker_timeout",
             Configuration => "configuration_error",
+            DatabaseUnavailable => "database_unavailable",
+            Unauthorized => "unauthorized",
         }
     }
 
@@ -105,6 +113,8 @@ impl DispatchError {
             WorkerFailed => "Worker failed",
             WorkerTimeout => "Worker timed out",
             Configuration => "Dispatcher misconfigured",
+            DatabaseUnavailable => "Database unavailable",
+            Unauthorized => "Unauthorized",
         }
     }
 
@@ -131,6 +141,8 @@ impl DispatchError {
             WorkerFailed => "The worker failed before it could answer.".into(),
             WorkerTimeout => "The worker did not start answering in time.".into(),
             Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
+            DatabaseUnavailable => "Custom domains cannot be looked up right now; retry shortly.".into(),
+            Unauthorized => "This endpoint needs an Authorization: Bearer token.".into(),
         }
     }
 
@@ -138,6 +150,8 @@ impl DispatchError {
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             DispatchError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
+            DispatchError::DatabaseUnavailable => vec![("retry-after", RETRY_AFTER_S.to_string())],
+            DispatchError::Unauthorized => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
         }
     }
@@ -167,6 +181,10 @@ struct Problem<'a> {
     #[serde(rename = "requestId")]
     request_id: &'a str,
 }
+
+/// How long a client should wait before retrying after a database failure (the negative cache
+/// does not apply to failures, so the next request tries the database again).
+pub const RETRY_AFTER_S: u64 = 5;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 

@@ -9,7 +9,9 @@
 
 pub mod access_log;
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod custom_domain;
 pub mod error;
 pub mod pipeline;
 pub mod request_id;

@@ -1,6 +1,7 @@
 //! The thin layer between Spin and the pipeline: read the request, ask the pipeline what to do,
 //! move the bytes, write one log line. No routing or validation decisions are made here.
 
+mod domains;
 mod forward;
 mod io;
 
@@ -9,9 +10,10 @@ use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 use crate::access_log::{self, AccessLog};
 use crate::api;
-use crate::config::Config;
+use crate::config::{Config, DomainConfig};
 use crate::error::DispatchError;
-use crate::pipeline::{self, RequestHead, Step, route::Endpoint};
+use crate::pipeline::route::{Endpoint, RouteKind};
+use crate::pipeline::{self, RequestHead, Step};
 use crate::request_id;
 
 struct Dispatcher;
@@ -30,8 +32,21 @@ impl Guest for Dispatcher {
         let config = Config::from_lookup(|name| spin_sdk::variables::get(name).ok());
         let (status, decision, error) = match &config {
             Ok(config) => {
-                let decision = pipeline::decide(&head, &request_id, config);
-                let (status, error) = serve(request, response_out, &head, &decision.outcome, &request_id, config);
+                let mut decision = pipeline::decide(&head, &request_id, config);
+                let mut worker = None;
+                let (status, error) = serve(
+                    request,
+                    response_out,
+                    &head,
+                    &decision.outcome,
+                    decision.host.as_ref(),
+                    &mut worker,
+                    &request_id,
+                    config,
+                );
+                if worker.is_some() {
+                    decision.worker = worker;
+                }
                 (status, Some(decision), error)
             }
             Err(problem) => {
@@ -83,24 +98,39 @@ fn write_log_line(mut line: String) {
 }
 
 /// Carries out the pipeline's decision. Returns the status sent and the error code, if any.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     request: IncomingRequest,
     response_out: ResponseOutparam,
     head: &RequestHead,
     outcome: &Result<Step, DispatchError>,
+    decision_host: Option<&pipeline::host::Host>,
+    worker_out: &mut Option<pipeline::worker_name::WorkerName>,
     request_id: &str,
     config: &Config,
 ) -> (u16, Option<&'static str>) {
     let result = match outcome {
         Ok(Step::Endpoint(endpoint)) => {
+            if endpoint.needs_admin() && !crate::auth::is_authorized(&head.headers, &variable("admin_token")) {
+                let error = DispatchError::Unauthorized;
+                return (
+                    io::send_problem(response_out, &error, request_id, &head.method),
+                    Some(error.code()),
+                );
+            }
             return (
                 respond_endpoint(*endpoint, response_out, head, request_id, config),
                 None,
             );
         }
         Ok(Step::Forward(forward)) => forward::run(request, response_out, forward, &head.method, request_id, config),
-        // Custom domains are not looked up yet: every such host is unknown.
-        Ok(Step::CustomDomain) => Err((response_out, DispatchError::CustomDomainNotFound)),
+        Ok(Step::CustomDomain) => match custom_domain_forward(head, decision_host, request_id, config) {
+            Ok(forward) => {
+                *worker_out = Some(forward.worker.clone());
+                forward::run(request, response_out, &forward, &head.method, request_id, config)
+            }
+            Err(error) => Err((response_out, error)),
+        },
         Err(error) => Err((response_out, error.clone())),
     };
     match result {
@@ -110,6 +140,34 @@ fn serve(
             Some(error.code()),
         ),
     }
+}
+
+/// Resolves a custom domain to its worker, then prepares the forward exactly as for a subdomain.
+fn custom_domain_forward(
+    head: &RequestHead,
+    host: Option<&pipeline::host::Host>,
+    request_id: &str,
+    config: &Config,
+) -> Result<pipeline::Forward, DispatchError> {
+    let host = host.expect("a custom domain has a host");
+    let domains = DomainConfig::from_lookup(|name| spin_sdk::variables::get(name).ok()).map_err(|problem| {
+        eprintln!(
+            "libra-dispatcher: variable {} is invalid: {}",
+            problem.variable, problem.problem
+        );
+        DispatchError::Configuration
+    })?;
+    let worker =
+        domains::resolve(&host.name, config, &domains, request_id)?.ok_or(DispatchError::CustomDomainNotFound)?;
+    pipeline::prepare_forward(
+        worker,
+        RouteKind::CustomDomain,
+        head.path_and_query.clone(),
+        head,
+        host,
+        request_id,
+        config,
+    )
 }
 
 /// A Spin variable that routing does not need, read only when an endpoint asks for it.
@@ -137,6 +195,29 @@ fn respond_endpoint(
     let timestamp = io::now_rfc3339();
     let body = match endpoint {
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
+        Endpoint::HealthDetailed => {
+            let environment = variable("environment");
+            let domains = DomainConfig::from_lookup(|name| spin_sdk::variables::get(name).ok());
+            let started = wasi::clocks::monotonic_clock::now();
+            let (backend, reachable) = match &domains {
+                Ok(domains) => (
+                    domains::database::backend(domains),
+                    domains::database::ping(domains).is_ok(),
+                ),
+                Err(_) => ("none", false),
+            };
+            let latency_ms =
+                (wasi::clocks::monotonic_clock::now().saturating_sub(started) as f64 / 1e4).round() / 100.0;
+            let database = api::DatabaseCheck {
+                status: if reachable { "ok" } else { "error" },
+                backend,
+                latency_ms,
+            };
+            let report = api::health_detailed(&timestamp, &environment, database, config.workers.len());
+            let status = if report.healthy() { 200 } else { 503 };
+            let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
+            return io::send_json(response_out, status, &body, request_id, &head.method);
+        }
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
             let port = decision_port(head);

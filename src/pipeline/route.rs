@@ -38,7 +38,16 @@ impl RouteKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
+    /// Checks the database with a real round trip; admin only when `admin_token` is set.
+    HealthDetailed,
+    /// Admin only when `admin_token` is set.
     NamespaceInfo,
+}
+
+impl Endpoint {
+    pub fn needs_admin(self) -> bool {
+        matches!(self, Endpoint::HealthDetailed | Endpoint::NamespaceInfo)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +89,16 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
     };
-    if path == "/health" {
-        return match method {
-            "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::Health)),
-            _ => Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }),
-        };
+    for (endpoint_path, endpoint) in [
+        ("/health", Endpoint::Health),
+        ("/health/detailed", Endpoint::HealthDetailed),
+    ] {
+        if path == endpoint_path {
+            return match method {
+                "GET" | "HEAD" => Ok(Resolution::Endpoint(endpoint)),
+                _ => Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }),
+            };
+        }
     }
     for prefix in DISPATCH_PREFIXES {
         let Some(rest) = path.strip_prefix(prefix) else {
@@ -240,6 +254,11 @@ mod tests {
             Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
         );
         assert_eq!(api("GET", "/health/"), Err(DispatchError::NotFound));
+        assert_eq!(
+            api("GET", "/health/detailed"),
+            Ok(Resolution::Endpoint(Endpoint::HealthDetailed))
+        );
+        assert_eq!(api("DELETE", "/health/detailed").unwrap_err().status(), 405);
         assert_eq!(
             api("GET", "/dispatch"),
             Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))

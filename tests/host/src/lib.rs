@@ -12,9 +12,14 @@
 //! - a component that traps or gives no response becomes an empty 500, as Spin answers;
 //! - variables: manifest defaults plus overrides, expanded into component variable templates.
 
+mod bindings;
 mod chaining;
+mod key_value;
 pub mod manifest;
+mod postgres;
+pub mod postgres_server;
 mod spin_headers;
+mod sqlite;
 mod variables;
 
 use std::collections::{BTreeMap, HashMap};
@@ -111,6 +116,12 @@ pub(crate) struct AppInner {
     memory_limit_bytes: usize,
     in_flight: InFlight,
     outbound_log: Mutex<Vec<String>>,
+    /// The `default` key-value store: `(store label, key) -> value`.
+    key_value: Mutex<HashMap<(String, String), Vec<u8>>>,
+    /// The `default` SQLite database, in a file of its own that lives as long as the app.
+    sqlite: Mutex<rusqlite::Connection>,
+    sqlite_statements: std::sync::atomic::AtomicU64,
+    _sqlite_dir: tempfile::TempDir,
 }
 
 /// Counts each component's invocations still running, so a test can wait until they have
@@ -145,6 +156,8 @@ impl InFlight {
 struct Loaded {
     pre: ProxyPre<HostState>,
     allowed_outbound_hosts: Vec<String>,
+    key_value_stores: Vec<String>,
+    sqlite_databases: Vec<String>,
     variables: BTreeMap<String, String>,
     stdout: Option<MemoryOutputPipe>,
 }
@@ -240,7 +253,7 @@ impl App {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        variables::add_to_linker(&mut linker)?;
+        bindings::add_to_linker(&mut linker)?;
 
         let mut sources: Vec<(String, PathBuf, manifest::Component)> = manifest
             .component
@@ -277,11 +290,15 @@ impl App {
                 Loaded {
                     pre,
                     allowed_outbound_hosts,
+                    key_value_stores: spec.key_value_stores,
+                    sqlite_databases: spec.sqlite_databases,
                     variables: spec.variables,
                     stdout,
                 },
             );
         }
+        let sqlite_dir = tempfile::tempdir()?;
+        let sqlite = rusqlite::Connection::open(sqlite_dir.path().join("sqlite_db.db"))?;
         let mut routes = manifest.public_routes();
         routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.trim_end_matches("...").len()));
         Ok(App(Arc::new(AppInner {
@@ -292,6 +309,10 @@ impl App {
             memory_limit_bytes: options.memory_limit_bytes,
             in_flight: InFlight::default(),
             outbound_log: Mutex::default(),
+            key_value: Mutex::default(),
+            sqlite: Mutex::new(sqlite),
+            sqlite_statements: Default::default(),
+            _sqlite_dir: sqlite_dir,
         })))
     }
 
@@ -355,6 +376,40 @@ impl App {
     /// The `*.spin.internal` destinations components asked for, in order, denied ones included.
     pub fn outbound_requests(&self) -> Vec<String> {
         self.0.outbound_log.lock().unwrap().clone()
+    }
+
+    /// Runs SQL against the app's `default` SQLite database, as `spin up --sqlite @file.sql` does.
+    pub fn sqlite_execute_batch(&self, sql: &str) -> Result<()> {
+        self.0.sqlite.lock().unwrap().execute_batch(sql)?;
+        Ok(())
+    }
+
+    /// How many statements components have run against the `default` SQLite database.
+    pub fn sqlite_statements(&self) -> u64 {
+        self.0.sqlite_statements.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Reads and writes the `default` key-value store from outside, as an operator could.
+    pub fn key_value_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0
+            .key_value
+            .lock()
+            .unwrap()
+            .get(&("default".to_string(), key.to_string()))
+            .cloned()
+    }
+
+    pub fn key_value_set(&self, key: &str, value: &[u8]) {
+        self.0
+            .key_value
+            .lock()
+            .unwrap()
+            .insert(("default".to_string(), key.to_string()), value.to_vec());
+    }
+
+    /// Empties the `default` key-value store.
+    pub fn clear_key_value(&self) {
+        self.0.key_value.lock().unwrap().clear();
     }
 
     /// Waits until every invocation of `component` has returned.

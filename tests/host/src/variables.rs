@@ -4,14 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow, bail};
-use wasmtime::component::{HasSelf, Linker};
 
 use crate::HostState;
+use crate::bindings::fermyon::spin::variables::{self, Error};
 use crate::manifest::Variable;
-
-wasmtime::component::bindgen!({ path: "wit", world: "fermyon:spin/host" });
-
-use fermyon::spin::variables::{self, Error};
 
 pub struct Resolver {
     values: BTreeMap<String, Option<String>>,
@@ -60,15 +56,8 @@ impl Resolver {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    Ok(variables::add_to_linker::<HostState, HasSelf<HostState>>(
-        linker,
-        |state| state,
-    )?)
-}
-
 impl variables::Host for HostState {
-    fn get(&mut self, name: String) -> Result<String, Error> {
+    async fn get(&mut self, name: String) -> Result<String, Error> {
         if name.is_empty()
             || !name
                 .bytes()

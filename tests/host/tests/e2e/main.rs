@@ -3,6 +3,7 @@
 
 mod support;
 
+mod custom_domains;
 mod errors_and_logs;
 mod forwarding;
 mod limits_and_failures;

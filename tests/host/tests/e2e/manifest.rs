@@ -32,7 +32,10 @@ fn the_dispatcher_owns_the_only_public_route_and_can_reach_workers() {
         vec![("/...".to_string(), "dispatcher".to_string())]
     );
     let dispatcher = &manifest.component["dispatcher"];
-    assert_eq!(dispatcher.allowed_outbound_hosts, vec!["http://*.spin.internal"]);
+    assert_eq!(
+        dispatcher.allowed_outbound_hosts,
+        vec!["http://*.spin.internal", "postgres://{{ postgres_host }}"]
+    );
     for worker in manifest.private_components() {
         assert!(
             manifest.component[&worker].allowed_outbound_hosts.is_empty(),

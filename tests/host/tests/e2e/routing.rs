@@ -143,6 +143,7 @@ async fn base_domain_and_dispatcher_hosts_come_from_variables() {
             .variable("dispatcher_hosts", "dispatcher.libra.dev"),
     )
     .unwrap();
+    seed_sqlite_schema(&app);
     assert_eq!(get("echo.libra.sh", "/x").send(&app).await.json()["path"], "/x");
     assert_eq!(get("libra.sh", "/health").send(&app).await.status, 200);
     assert_eq!(get("dispatcher.libra.dev", "/health").send(&app).await.status, 200);

@@ -18,8 +18,16 @@ pub fn options() -> AppOptions {
         .variable("workers", "echo,faulty,hello")
 }
 
+/// An app whose embedded SQLite database has the `project` table (and no rows).
 pub fn app() -> App {
-    App::new(options()).expect("app starts")
+    let app = App::new(options()).expect("app starts");
+    seed_sqlite_schema(&app);
+    app
+}
+
+pub fn seed_sqlite_schema(app: &App) {
+    let schema = std::fs::read_to_string(libra_test_host::project_root().join("db/sqlite/schema.sql")).unwrap();
+    app.sqlite_execute_batch(&schema).expect("schema applies");
 }
 
 pub struct Reply {

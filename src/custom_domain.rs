@@ -1,0 +1,209 @@
+//! Custom domains: a tenant's own host name, mapped to its worker by the `project` table that the
+//! Libra platform already keeps. The worker is the first label of the project's
+//! `production_deploy_url` (`https://<worker>.<base_domain>`); the URL itself is never fetched
+//! (the original proxied to it: a second hop, and an SSRF for whoever controls the column).
+
+use crate::pipeline::worker_name::WorkerName;
+
+/// One row at most, and always exactly one row: Spin 4.0.0-4.0.2 never return from a Postgres
+/// query that yields zero rows (spinframework/spin#3671), so the lookup is wrapped in a scalar
+/// subquery that gives NULL when nothing matches. `$1` is the normalised host; a stored domain
+/// with a trailing dot matches too, and both forms can use the index on `lower(custom_domain)`.
+/// When several projects claim a domain, the most recently verified wins.
+pub const POSTGRES_LOOKUP: &str = "SELECT (SELECT production_deploy_url FROM project \
+     WHERE lower(custom_domain) IN ($1, $1 || '.') AND is_active \
+     AND custom_domain_status IN ('verified', 'active') \
+     ORDER BY custom_domain_verified_at DESC NULLS LAST, id LIMIT 1)";
+
+/// The same lookup for the embedded SQLite default (booleans are integers there).
+pub const SQLITE_LOOKUP: &str = "SELECT (SELECT production_deploy_url FROM project \
+     WHERE lower(custom_domain) IN (?1, ?1 || '.') AND is_active = 1 \
+     AND custom_domain_status IN ('verified', 'active') \
+     ORDER BY custom_domain_verified_at IS NULL, custom_domain_verified_at DESC, id LIMIT 1)";
+
+/// A round trip that always returns one row, for `/health/detailed`.
+pub const PING: &str = "SELECT 1";
+
+/// Why a stored `production_deploy_url` was not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployUrlProblem {
+    Empty,
+    NotHttp,
+    /// Credentials, a path, a query or a fragment: nothing but an origin is trusted.
+    NotAnOrigin,
+    /// Not `<label>.<base_domain>`.
+    ForeignHost,
+    InvalidWorkerName,
+}
+
+/// The worker a deploy URL names, if it is exactly `http(s)://<worker>.<base_domain>[:port][/]`.
+pub fn worker_from_deploy_url(
+    url: &str,
+    base_domain: &str,
+    reserved: &[String],
+) -> Result<WorkerName, DeployUrlProblem> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(DeployUrlProblem::Empty);
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or(DeployUrlProblem::NotHttp)?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) || !authority.is_ascii() {
+        return Err(DeployUrlProblem::NotAnOrigin);
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some(_) => return Err(DeployUrlProblem::NotAnOrigin),
+        None => authority,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let label = host
+        .strip_suffix(base_domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .filter(|label| !label.is_empty() && !label.contains('.'))
+        .ok_or(DeployUrlProblem::ForeignHost)?;
+    WorkerName::parse(label, reserved).map_err(|_| DeployUrlProblem::InvalidWorkerName)
+}
+
+/// What the cache remembers about a domain: its worker, or that it has none, until `expires_at`
+/// (Unix seconds). The key-value store has no expiry of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub worker: Option<String>,
+    pub expires_at: u64,
+}
+
+pub fn cache_key(host: &str) -> String {
+    format!("libra-dispatcher:custom-domain:v1:{host}")
+}
+
+impl CacheEntry {
+    /// `<expires_at> <worker>`, or `<expires_at> -` for a domain with no worker.
+    pub fn encode(&self) -> Vec<u8> {
+        format!("{} {}", self.expires_at, self.worker.as_deref().unwrap_or("-")).into_bytes()
+    }
+
+    /// Anything unreadable is a miss, never an error: the cache only saves queries.
+    pub fn decode(bytes: &[u8]) -> Option<CacheEntry> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (expires_at, worker) = text.split_once(' ')?;
+        let worker = match worker {
+            "-" => None,
+            name => Some(WorkerName::parse(name, &[]).ok()?.to_string()),
+        };
+        Some(CacheEntry {
+            worker,
+            expires_at: expires_at.parse().ok()?,
+        })
+    }
+
+    pub fn is_fresh(&self, now: u64) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Adds the connection settings that bound a lookup to `db_timeout_ms`, unless the operator's URL
+/// already sets them: `connect_timeout` (whole seconds, at least 1) and a `statement_timeout`. A
+/// WASI 0.2 guest cannot interrupt a Postgres call, so the limits must travel with the
+/// connection.
+pub fn postgres_url_with_timeouts(url: &str, db_timeout_ms: u64) -> String {
+    let mut url = url.trim().to_string();
+    let mut separator = if url.contains('?') { '&' } else { '?' };
+    if !url.contains("connect_timeout=") {
+        url.push(separator);
+        url.push_str(&format!("connect_timeout={}", db_timeout_ms.div_ceil(1000).max(1)));
+        separator = '&';
+    }
+    if !url.contains("statement_timeout") {
+        url.push(separator);
+        url.push_str(&format!("options=-c%20statement_timeout%3D{db_timeout_ms}"));
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(url: &str) -> Result<String, DeployUrlProblem> {
+        worker_from_deploy_url(url, "libra.sh", &[]).map(|w| w.to_string())
+    }
+
+    #[test]
+    fn follows_only_an_origin_under_the_base_domain() {
+        assert_eq!(worker("https://my-app.libra.sh"), Ok("my-app".into()));
+        assert_eq!(worker("https://My-App.LIBRA.sh/"), Ok("my-app".into()));
+        assert_eq!(worker("http://my-app.libra.sh:8443"), Ok("my-app".into()));
+        assert_eq!(worker(" https://my-app.libra.sh. "), Ok("my-app".into()));
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        assert_eq!(worker(""), Err(DeployUrlProblem::Empty));
+        assert_eq!(worker("ftp://my-app.libra.sh"), Err(DeployUrlProblem::NotHttp));
+        assert_eq!(worker("my-app.libra.sh"), Err(DeployUrlProblem::NotHttp));
+        for trick in [
+            "https://my-app.libra.sh/x",
+            "https://my-app.libra.sh?x=1",
+            "https://evil.com@my-app.libra.sh",
+            "https://my-app.libra.sh#x",
+            "https://my-app.libra.sh:x",
+            "https://my-app.libra.sh\\@evil.com",
+        ] {
+            assert_eq!(worker(trick), Err(DeployUrlProblem::NotAnOrigin), "{trick}");
+        }
+        for foreign in [
+            "https://my-app.evil.com",
+            "https://libra.sh",
+            "https://a.b.libra.sh",
+            "https://evil-libra.sh",
+        ] {
+            assert_eq!(worker(foreign), Err(DeployUrlProblem::ForeignHost), "{foreign}");
+        }
+        assert_eq!(
+            worker("https://admin.libra.sh"),
+            Err(DeployUrlProblem::InvalidWorkerName)
+        );
+        assert_eq!(worker("https://a_b.libra.sh"), Err(DeployUrlProblem::InvalidWorkerName));
+    }
+
+    #[test]
+    fn cache_entries_round_trip_and_expire() {
+        let hit = CacheEntry {
+            worker: Some("hello".into()),
+            expires_at: 100,
+        };
+        let miss = CacheEntry {
+            worker: None,
+            expires_at: 50,
+        };
+        assert_eq!(CacheEntry::decode(&hit.encode()), Some(hit.clone()));
+        assert_eq!(CacheEntry::decode(&miss.encode()), Some(miss.clone()));
+        assert!(hit.is_fresh(99) && !hit.is_fresh(100));
+        for junk in [&b""[..], b"x y", b"100", b"100 bad_name", &[0xff, 0x20, 0x41]] {
+            assert_eq!(CacheEntry::decode(junk), None);
+        }
+        assert_eq!(
+            cache_key("shop.example.com"),
+            "libra-dispatcher:custom-domain:v1:shop.example.com"
+        );
+    }
+
+    #[test]
+    fn postgres_url_gets_timeouts_unless_it_has_them() {
+        assert_eq!(
+            postgres_url_with_timeouts("postgres://u@h:5432/db", 2500),
+            "postgres://u@h:5432/db?connect_timeout=3&options=-c%20statement_timeout%3D2500"
+        );
+        assert_eq!(
+            postgres_url_with_timeouts("postgres://h/db?sslmode=disable", 100),
+            "postgres://h/db?sslmode=disable&connect_timeout=1&options=-c%20statement_timeout%3D100"
+        );
+        let explicit = "postgres://h/db?connect_timeout=9&options=-c%20statement_timeout%3D1";
+        assert_eq!(postgres_url_with_timeouts(explicit, 100), explicit);
+    }
+}
