@@ -118,6 +118,8 @@ fn query_failed(error: tokio_postgres::Error) -> Error {
     Error::QueryFailed(QueryError::Text(error.to_string()))
 }
 
+// The error is the interface's own type, returned to the guest as is.
+#[allow(clippy::result_large_err)]
 fn to_sql(params: Vec<ParameterValue>) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, Error> {
     params
         .into_iter()

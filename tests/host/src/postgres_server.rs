@@ -186,11 +186,9 @@ impl TestPostgres {
             if ready.success() {
                 return Ok(());
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    let log = std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default();
-                    bail!("postgres exited with {status}: {log}");
-                }
+            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                let log = std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default();
+                bail!("postgres exited with {status}: {log}");
             }
             if started.elapsed() > Duration::from_secs(60) {
                 bail!("postgres did not become ready within 60 s");
