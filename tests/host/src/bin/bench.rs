@@ -1,25 +1,40 @@
 //! Requests per second through the test host, side by side in one run:
 //!   (a) the `hello` worker invoked directly,
 //!   (b) a logic-free forwarding component chaining to it,
-//!   (c) the dispatcher routing `hello.localhost` to it.
+//!   (c) the dispatcher routing `hello.localhost` to it,
+//!   (d) the dispatcher routing a custom domain to it, the domain warm in the cache,
+//!   (e) the same with the cache off: every request queries the (embedded SQLite) database,
+//!   (h) the dispatcher answering `/health` itself, for scale.
 //! The rounds interleave the modes so machine noise hits them alike; medians are reported.
 //!
 //! Usage: bench [seconds-per-sample] [rounds] [concurrency]   (defaults: 1 5 16)
+//! `BENCH_VAR_<NAME>=value` overrides a Spin variable; `BENCH_ONLY=<index>` runs one mode.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use libra_test_host::{App, AppOptions, wasm_path};
+use libra_test_host::{App, AppOptions, project_root, wasm_path};
 
 #[derive(Clone, Copy)]
 enum Mode {
     Direct,
     Forwarder,
     Dispatcher,
+    CustomDomainCached,
+    CustomDomainUncached,
     Health,
 }
+
+const MODES: [Mode; 6] = [
+    Mode::Direct,
+    Mode::Forwarder,
+    Mode::Dispatcher,
+    Mode::CustomDomainCached,
+    Mode::CustomDomainUncached,
+    Mode::Health,
+];
 
 impl Mode {
     fn label(self) -> &'static str {
@@ -27,45 +42,82 @@ impl Mode {
             Mode::Direct => "(a) hello, direct",
             Mode::Forwarder => "(b) forwarder -> hello",
             Mode::Dispatcher => "(c) dispatcher -> hello (subdomain)",
+            Mode::CustomDomainCached => "(d) custom domain, cache warm",
+            Mode::CustomDomainUncached => "(e) custom domain, cache off",
             Mode::Health => "(h) dispatcher /health (no chaining)",
         }
     }
 }
 
-async fn one_request(app: &App, mode: Mode) {
+#[derive(Clone)]
+struct Apps {
+    main: App,
+    /// Custom-domain lookups never cached (both TTLs 0).
+    uncached: App,
+}
+
+const SEED: &str = "INSERT INTO project (id, custom_domain, custom_domain_status, is_active, production_deploy_url) \
+                    VALUES ('bench', 'shop.example.com', 'active', 1, 'http://hello.localhost:3000')";
+
+fn app_with(variables: &[(&str, &str)]) -> App {
+    let mut options = AppOptions {
+        capture_stdout: false,
+        ..AppOptions::default()
+    };
+    let overrides =
+        std::env::vars().filter_map(|(k, v)| k.strip_prefix("BENCH_VAR_").map(|n| (n.to_ascii_lowercase(), v)));
+    options.variables.extend(overrides);
+    for (name, value) in variables {
+        options.variables.insert(name.to_string(), value.to_string());
+    }
+    let options = options.worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"]);
+    let app = App::new(options).expect("app starts");
+    let schema = std::fs::read_to_string(project_root().join("db/sqlite/schema.sql")).expect("schema file");
+    app.sqlite_execute_batch(&schema).expect("schema applies");
+    app.sqlite_execute_batch(SEED).expect("seed applies");
+    app
+}
+
+fn get(host: &str, path: &str) -> http::Request<Empty<Bytes>> {
+    http::Request::builder()
+        .uri(path)
+        .header("host", host)
+        .body(Empty::new())
+        .expect("valid request")
+}
+
+async fn one_request(apps: &Apps, mode: Mode) {
     let client: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-    let request = http::Request::builder()
-        .uri("/")
-        .header("host", "hello.localhost:3000")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
     let response = match mode {
-        Mode::Direct => app.handle_with("hello", request, client).await,
-        Mode::Forwarder => app.handle_with("forwarder", request, client).await,
-        Mode::Dispatcher => app.handle(request, client).await,
-        Mode::Health => {
-            let request = http::Request::builder()
-                .uri("/health")
-                .header("host", "localhost:3000")
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            app.handle(request, client).await
+        Mode::Direct => {
+            apps.main
+                .handle_with("hello", get("hello.localhost:3000", "/"), client)
+                .await
         }
+        Mode::Forwarder => {
+            apps.main
+                .handle_with("forwarder", get("hello.localhost:3000", "/"), client)
+                .await
+        }
+        Mode::Dispatcher => apps.main.handle(get("hello.localhost:3000", "/"), client).await,
+        Mode::CustomDomainCached => apps.main.handle(get("shop.example.com", "/"), client).await,
+        Mode::CustomDomainUncached => apps.uncached.handle(get("shop.example.com", "/"), client).await,
+        Mode::Health => apps.main.handle(get("localhost:3000", "/health"), client).await,
     };
     assert_eq!(response.status(), 200, "{} failed", mode.label());
     let body = response.into_body().collect().await.expect("body").to_bytes();
     assert!(!body.is_empty());
 }
 
-async fn sample(app: &App, mode: Mode, duration: Duration, concurrency: usize) -> f64 {
+async fn sample(apps: &Apps, mode: Mode, duration: Duration, concurrency: usize) -> f64 {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let app = app.clone();
+        let apps = apps.clone();
         tasks.push(tokio::spawn(async move {
             let mut done = 0u64;
             while started.elapsed() < duration {
-                one_request(&app, mode).await;
+                one_request(&apps, mode).await;
                 done += 1;
             }
             done
@@ -88,6 +140,7 @@ fn main() {
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let only: Option<usize> = std::env::var("BENCH_ONLY").ok().and_then(|v| v.parse().ok());
 
     // One worker thread: the components run on one core, as in the spin-facts measurements.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -96,50 +149,48 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut options = AppOptions {
-            capture_stdout: false,
-            ..AppOptions::default()
+        let apps = Apps {
+            main: app_with(&[]),
+            uncached: app_with(&[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")]),
         };
-        for (name, value) in
-            std::env::vars().filter_map(|(k, v)| k.strip_prefix("BENCH_VAR_").map(|n| (n.to_ascii_lowercase(), v)))
-        {
-            options.variables.insert(name, value);
-        }
-        let options =
-            options.worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"]);
-        let app = App::new(options).expect("app starts");
-        let all = [Mode::Direct, Mode::Forwarder, Mode::Dispatcher, Mode::Health];
-        let only: Option<usize> = std::env::var("BENCH_ONLY").ok().and_then(|v| v.parse().ok());
-        let modes: Vec<Mode> = all
+        let modes: Vec<(usize, Mode)> = MODES
             .iter()
+            .copied()
             .enumerate()
             .filter(|(i, _)| only.is_none_or(|o| o == *i))
-            .map(|(_, m)| *m)
             .collect();
-        for &mode in &modes {
-            one_request(&app, mode).await; // warm-up, and a check that each mode works
+        for (_, mode) in &modes {
+            one_request(&apps, *mode).await; // warm-up, and a check that each mode works
         }
-        let mut results: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let mut results = vec![Vec::new(); MODES.len()];
         for _ in 0..rounds {
-            for (i, mode) in modes.iter().enumerate() {
-                results[i].push(sample(&app, *mode, Duration::from_secs_f64(seconds), concurrency).await);
+            for (i, mode) in &modes {
+                results[*i].push(sample(&apps, *mode, Duration::from_secs_f64(seconds), concurrency).await);
             }
         }
-        for component in ["hello", "forwarder", "dispatcher"] {
-            let cost = app.instantiation_cost(component, 2000).await;
-            println!("instantiation {component:<12} {:>6.1} us", cost.as_secs_f64() * 1e6);
-        }
-        let medians: Vec<f64> = results.into_iter().map(median).collect();
         println!("requests/s (median of {rounds} x {seconds}s samples, concurrency {concurrency}, one core):");
-        for (mode, rps) in modes.iter().zip(&medians) {
-            println!("  {:<38} {:>9.0}", mode.label(), rps);
+        let medians: Vec<f64> = results
+            .into_iter()
+            .map(|r| if r.is_empty() { f64::NAN } else { median(r) })
+            .collect();
+        for (i, mode) in &modes {
+            println!("  {:<38} {:>9.0}", mode.label(), medians[*i]);
         }
-        if medians.len() == all.len() {
-            println!("b/a (chaining cost)          {:.3}", medians[1] / medians[0]);
+        if only.is_none() {
+            println!("b/a (chaining cost)           {:.3}", medians[1] / medians[0]);
             println!(
                 "c/b (dispatcher vs forwarder) {:.3}   target >= 0.95",
                 medians[2] / medians[1]
             );
+            println!(
+                "d/c (custom domain, cached)   {:.3}   target >= 0.9",
+                medians[3] / medians[2]
+            );
+            println!("e/c (custom domain, uncached) {:.3}", medians[4] / medians[2]);
+        }
+        for component in ["hello", "forwarder", "dispatcher"] {
+            let cost = apps.main.instantiation_cost(component, 1000).await;
+            println!("instantiation {component:<11} {:>6.1} us", cost.as_secs_f64() * 1e6);
         }
         for package in ["libra-dispatcher", "hello", "echo", "forwarder"] {
             let size = std::fs::metadata(wasm_path(package)).map(|m| m.len()).unwrap_or(0);
