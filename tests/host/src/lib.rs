@@ -357,17 +357,7 @@ impl App {
         let loaded = &self.0.components[component];
         let started = std::time::Instant::now();
         for _ in 0..count {
-            let state = HostState {
-                wasi: WasiCtx::builder().build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                hooks: chaining::Hooks::new(self.0.clone(), component),
-                limits: StoreLimitsBuilder::new().memory_size(self.0.memory_limit_bytes).build(),
-                app: self.0.clone(),
-                component_id: component.to_string(),
-            };
-            let mut store = Store::new(&self.0.engine, state);
-            store.limiter(|state| &mut state.limits);
+            let mut store = self.0.new_store(component, loaded);
             loaded.pre.instantiate_async(&mut store).await.expect("instantiates");
         }
         started.elapsed() / count
@@ -454,19 +444,8 @@ impl AppInner {
         }
     }
 
-    async fn try_serve(
-        self: Arc<Self>,
-        component_id: &str,
-        route: &str,
-        mut request: http::Request<WasiBody>,
-        client_addr: SocketAddr,
-    ) -> Result<http::Response<HyperOutgoingBody>> {
-        let loaded = self
-            .components
-            .get(component_id)
-            .ok_or_else(|| anyhow!("unknown routing destination '{component_id}'"))?;
-        spin_headers::prepare(&mut request, route, client_addr)?;
-
+    /// A fresh store for one invocation of `component_id`: Spin keeps nothing between requests.
+    fn new_store(self: &Arc<Self>, component_id: &str, loaded: &Loaded) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr();
         if let Some(stdout) = &loaded.stdout {
@@ -483,6 +462,23 @@ impl AppInner {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
+        store
+    }
+
+    async fn try_serve(
+        self: Arc<Self>,
+        component_id: &str,
+        route: &str,
+        mut request: http::Request<WasiBody>,
+        client_addr: SocketAddr,
+    ) -> Result<http::Response<HyperOutgoingBody>> {
+        let loaded = self
+            .components
+            .get(component_id)
+            .ok_or_else(|| anyhow!("unknown routing destination '{component_id}'"))?;
+        spin_headers::prepare(&mut request, route, client_addr)?;
+
+        let mut store = self.new_store(component_id, loaded);
         let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let outparam = store.data_mut().http().new_response_outparam(sender)?;

@@ -17,6 +17,19 @@ pub struct PgConnection {
 
 impl Host for HostState {}
 
+impl HostState {
+    fn pg_client(&self, connection: &Resource<PgConnection>) -> Result<&tokio_postgres::Client, Error> {
+        self.table
+            .get(connection)
+            .map(|c| &c.client)
+            .map_err(|e| Error::Other(e.to_string()))
+    }
+}
+
+fn as_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
 /// `host:port` of a `postgres://` URL (default port 5432).
 fn address(url: &str) -> Option<String> {
     let config: tokio_postgres::Config = url.parse().ok()?;
@@ -65,13 +78,9 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, Error> {
-        let client = &self
-            .table
-            .get(&connection)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .client;
+        let client = self.pg_client(&connection)?;
         let params = to_sql(params)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs = as_refs(&params);
         let rows = client.query(&statement, &refs).await.map_err(query_failed)?;
         let columns = rows
             .first()
@@ -98,13 +107,9 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<u64, Error> {
-        let client = &self
-            .table
-            .get(&connection)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .client;
+        let client = self.pg_client(&connection)?;
         let params = to_sql(params)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs = as_refs(&params);
         client.execute(&statement, &refs).await.map_err(query_failed)
     }
 
