@@ -3,6 +3,9 @@
 //! component's `allowed_outbound_hosts` (`postgres://host:port`). Only the value types the
 //! project's components use are mapped; others are `unsupported`, not guessed.
 
+// Errors here are the interface's own type, returned to the guest as they are.
+#![allow(clippy::result_large_err)]
+
 use tokio_postgres::types::{ToSql, Type};
 use wasmtime::component::Resource;
 
@@ -123,8 +126,6 @@ fn query_failed(error: tokio_postgres::Error) -> Error {
     Error::QueryFailed(QueryError::Text(error.to_string()))
 }
 
-// The error is the interface's own type, returned to the guest as is.
-#[allow(clippy::result_large_err)]
 fn to_sql(params: Vec<ParameterValue>) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, Error> {
     params
         .into_iter()
