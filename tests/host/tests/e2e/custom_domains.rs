@@ -553,3 +553,29 @@ async fn without_the_table_the_sqlite_default_reports_503_not_404() {
     let reply = get("shop.example.com", "/").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (503, "database_unavailable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_slower_than_db_timeout_ms_is_503() {
+    let fixture = Fixture::postgres(&[("db_timeout_ms", "300"), ("domain_cache_ttl_s", "0")]).await;
+    fixture
+        .project("p1", "shop.example.com", "active", true, "https://echo.localhost", None)
+        .await;
+    let Database::Postgres(server) = &fixture.database else {
+        unreachable!()
+    };
+    // Another session holds the table: the lookup waits until its statement_timeout ends it.
+    let locker = server.client(DB).await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE project IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let reply = get("shop.example.com", "/").send(&fixture.app).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (503, "database_unavailable"));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "it waited for the database first"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(get("shop.example.com", "/").send(&fixture.app).await.status, 200);
+}
