@@ -29,7 +29,7 @@ impl Guest for Dispatcher {
             request_id::generate(bytes)
         });
 
-        let config = Config::from_lookup(|name| spin_sdk::variables::get(name).ok());
+        let config = Config::from_lookup(spin_variable);
         let (status, decision, error) = match &config {
             Ok(config) => {
                 let mut decision = pipeline::decide(&head, &request_id, config);
@@ -150,7 +150,7 @@ fn custom_domain_forward(
     config: &Config,
 ) -> Result<pipeline::Forward, DispatchError> {
     let host = host.expect("a custom domain has a host");
-    let domains = DomainConfig::from_lookup(|name| spin_sdk::variables::get(name).ok()).map_err(|problem| {
+    let domains = DomainConfig::from_lookup(spin_variable).map_err(|problem| {
         eprintln!(
             "libra-dispatcher: variable {} is invalid: {}",
             problem.variable, problem.problem
@@ -170,16 +170,22 @@ fn custom_domain_forward(
     )
 }
 
+/// A Spin variable's value; `None` when the host does not define it. The one place the
+/// dispatcher reads variables.
+fn spin_variable(name: &str) -> Option<String> {
+    spin_sdk::variables::get(name).ok()
+}
+
 /// A Spin variable that routing does not need, read only when an endpoint asks for it.
 fn variable(name: &str) -> String {
-    spin_sdk::variables::get(name)
-        .unwrap_or_else(|_| crate::config::default_of(name).to_string())
+    spin_variable(name)
+        .unwrap_or_else(|| crate::config::default_of(name).to_string())
         .trim()
         .to_string()
 }
 
 /// The port the client used, so example URLs work as printed.
-fn decision_port(head: &RequestHead) -> Option<&str> {
+fn request_port(head: &RequestHead) -> Option<&str> {
     let authority = head.authority.as_deref()?;
     let (_, port) = authority.rsplit_once(':')?;
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
@@ -197,7 +203,7 @@ fn respond_endpoint(
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
         Endpoint::HealthDetailed => {
             let environment = variable("environment");
-            let domains = DomainConfig::from_lookup(|name| spin_sdk::variables::get(name).ok());
+            let domains = DomainConfig::from_lookup(spin_variable);
             let started = wasi::clocks::monotonic_clock::now();
             let (backend, reachable) = match &domains {
                 Ok(domains) => (
@@ -220,7 +226,7 @@ fn respond_endpoint(
         }
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
-            let port = decision_port(head);
+            let port = request_port(head);
             let namespace = variable("namespace");
             serde_json::to_vec(&api::namespace_info(
                 config, &namespace, scheme, port, &timestamp, request_id,
