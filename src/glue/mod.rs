@@ -173,7 +173,21 @@ fn custom_domain_forward(
 /// A Spin variable's value; `None` when the host does not define it. The one place the
 /// dispatcher reads variables.
 fn spin_variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name).ok()
+    match all_variables() {
+        Some(all) => all.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()),
+        None => spin_sdk::variables::get(name).ok(),
+    }
+}
+
+/// Every variable in one host call (`wasi:config/store.get-all`, Spin 3.0+): a request reads
+/// about seven, and host calls are most of what the dispatcher costs over a bare forwarder. An
+/// instance serves one request, so this is read once per request. `None` when some variable
+/// cannot be resolved; the caller then asks for each name, so one failing provider only affects
+/// the variables it backs.
+fn all_variables() -> Option<&'static [(String, String)]> {
+    static ALL: std::sync::OnceLock<Option<Vec<(String, String)>>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| spin_sdk::wit::wasi::config::store::get_all().ok())
+        .as_deref()
 }
 
 /// A Spin variable that routing does not need, read only when an endpoint asks for it.

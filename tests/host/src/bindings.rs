@@ -18,6 +18,7 @@ wasmtime::component::bindgen!({
 
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     fermyon::spin::variables::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     fermyon::spin::key_value::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     spin::postgres::postgres::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     spin::sqlite::sqlite::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;

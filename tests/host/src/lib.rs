@@ -69,6 +69,9 @@ pub struct AppOptions {
     pub memory_limit_bytes: usize,
     /// Keep each component's stdout for [`App::stdout`]; off for benchmarks.
     pub capture_stdout: bool,
+    /// Count every call a component makes into the host, resource drops included, for
+    /// [`App::host_calls`]. The benchmark uses it to explain where time goes.
+    pub count_host_calls: bool,
 }
 
 impl Default for AppOptions {
@@ -79,6 +82,7 @@ impl Default for AppOptions {
             extra_workers: Vec::new(),
             memory_limit_bytes: 64 << 20,
             capture_stdout: true,
+            count_host_calls: false,
         }
     }
 }
@@ -121,6 +125,8 @@ pub(crate) struct AppInner {
     /// The `default` SQLite database, in a file of its own that lives as long as the app.
     sqlite: Mutex<rusqlite::Connection>,
     sqlite_statements: std::sync::atomic::AtomicU64,
+    /// Per component id, when [`AppOptions::count_host_calls`] is set.
+    host_calls: Option<Mutex<HashMap<String, u64>>>,
     _sqlite_dir: tempfile::TempDir,
 }
 
@@ -312,6 +318,7 @@ impl App {
             key_value: Mutex::default(),
             sqlite: Mutex::new(sqlite),
             sqlite_statements: Default::default(),
+            host_calls: options.count_host_calls.then(Mutex::default),
             _sqlite_dir: sqlite_dir,
         })))
     }
@@ -361,6 +368,16 @@ impl App {
             loaded.pre.instantiate_async(&mut store).await.expect("instantiates");
         }
         started.elapsed() / count
+    }
+
+    /// Calls into the host so far, per component id (empty unless
+    /// [`AppOptions::count_host_calls`] is set).
+    pub fn host_calls(&self) -> HashMap<String, u64> {
+        self.0
+            .host_calls
+            .as_ref()
+            .map(|c| c.lock().unwrap().clone())
+            .unwrap_or_default()
     }
 
     /// The `*.spin.internal` destinations components asked for, in order, denied ones included.
@@ -462,6 +479,17 @@ impl AppInner {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
+        if self.host_calls.is_some() {
+            store.call_hook(|store, hook| {
+                if matches!(hook, wasmtime::CallHook::CallingHost) {
+                    let state = store.data();
+                    if let Some(counts) = &state.app.host_calls {
+                        *counts.lock().unwrap().entry(state.component_id.clone()).or_default() += 1;
+                    }
+                }
+                Ok(())
+            });
+        }
         store
     }
 

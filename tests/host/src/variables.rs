@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::HostState;
 use crate::bindings::fermyon::spin::variables::{self, Error};
+use crate::bindings::wasi::config::store;
 use crate::manifest::Variable;
 
 pub struct Resolver {
@@ -76,5 +77,34 @@ impl variables::Host for HostState {
             .variables
             .expand(template)
             .map_err(|e| Error::Provider(e.to_string()))
+    }
+}
+
+/// `wasi:config/store`, as Spin maps it onto the same variables: an undefined or invalid name is
+/// `none`, and `get-all` resolves every variable the component declares in one call.
+impl store::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, store::Error> {
+        match <HostState as variables::Host>::get(self, key).await {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Undefined(_) | Error::InvalidName(_)) => Ok(None),
+            Err(Error::Provider(message)) => Err(store::Error::Upstream(message)),
+            Err(Error::Other(message)) => Err(store::Error::Io(message)),
+        }
+    }
+
+    async fn get_all(&mut self) -> Result<Vec<(String, String)>, store::Error> {
+        let component = &self.app.components[&self.component_id];
+        component
+            .variables
+            .iter()
+            .map(|(name, template)| {
+                let value = self
+                    .app
+                    .variables
+                    .expand(template)
+                    .map_err(|e| store::Error::Upstream(e.to_string()))?;
+                Ok((name.clone(), value))
+            })
+            .collect()
     }
 }

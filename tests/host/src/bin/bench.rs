@@ -60,8 +60,13 @@ const SEED: &str = "INSERT INTO project (id, custom_domain, custom_domain_status
                     VALUES ('bench', 'shop.example.com', 'active', 1, 'http://hello.localhost:3000')";
 
 fn app_with(variables: &[(&str, &str)]) -> App {
+    counting_app_with(variables, false)
+}
+
+fn counting_app_with(variables: &[(&str, &str)], count_host_calls: bool) -> App {
     let mut options = AppOptions {
         capture_stdout: false,
+        count_host_calls,
         ..AppOptions::default()
     };
     let overrides =
@@ -187,6 +192,29 @@ fn main() {
                 medians[3] / medians[2]
             );
             println!("e/c (custom domain, uncached) {:.3}", medians[4] / medians[2]);
+        }
+        // Host calls are most of a component's cost here, so their count explains the ratios.
+        let counting = Apps {
+            main: counting_app_with(&[], true),
+            uncached: counting_app_with(&[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")], true),
+        };
+        println!("host calls per request (front component + hello):");
+        for (_, mode) in &modes {
+            let before = [counting.main.host_calls(), counting.uncached.host_calls()];
+            one_request(&counting, *mode).await;
+            let after = [counting.main.host_calls(), counting.uncached.host_calls()];
+            let mut calls: Vec<(String, u64)> = Vec::new();
+            for (before, after) in before.iter().zip(&after) {
+                for (id, n) in after {
+                    let delta = n - before.get(id).copied().unwrap_or(0);
+                    if delta > 0 {
+                        calls.push((id.clone(), delta));
+                    }
+                }
+            }
+            calls.sort_by_key(|(id, _)| id == "hello");
+            let listed: Vec<String> = calls.iter().map(|(id, n)| format!("{id} {n}")).collect();
+            println!("  {:<38} {}", mode.label(), listed.join(" + "));
         }
         for component in ["hello", "forwarder", "dispatcher"] {
             let cost = apps.main.instantiation_cost(component, 1000).await;
