@@ -7,6 +7,7 @@ use crate::pipeline::worker_name::WorkerName;
 use crate::{SERVICE, VERSION};
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Health<'a> {
     pub status: &'static str,
     pub timestamp: &'a str,
@@ -28,6 +29,7 @@ pub fn health<'a>(timestamp: &'a str, environment: &'a str) -> Health<'a> {
 /// What the namespace holds and how to address a worker in it. The worker names are not listed:
 /// they would tell anyone which tenants exist.
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceInfo<'a> {
     pub service: &'static str,
@@ -39,6 +41,7 @@ pub struct NamespaceInfo<'a> {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Namespace<'a> {
     pub name: &'a str,
@@ -46,6 +49,7 @@ pub struct Namespace<'a> {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Routing {
     pub subdomain: String,
     pub path: String,
@@ -105,6 +109,7 @@ mod tests {
 
 /// `/health/detailed`: what the dispatcher depends on, checked for real.
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct HealthDetailed<'a> {
     pub status: &'static str,
     pub timestamp: &'a str,
@@ -115,12 +120,14 @@ pub struct HealthDetailed<'a> {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct Checks {
     pub database: DatabaseCheck,
     pub namespace: NamespaceCheck,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct DatabaseCheck {
     /// `ok` or `error`.
     pub status: &'static str,
@@ -130,6 +137,7 @@ pub struct DatabaseCheck {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct NamespaceCheck {
     /// `ok`, or `empty` when no worker is deployed.
     pub status: &'static str,

@@ -170,16 +170,51 @@ impl DispatchError {
     }
 }
 
+/// An RFC 9457 problem document, with the dispatcher's stable `code` and the request's id.
 #[derive(Serialize)]
-struct Problem<'a> {
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub struct Problem<'a> {
+    /// `urn:libra-dispatcher:error:<code>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    detail: String,
-    code: &'static str,
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    /// Written by the dispatcher for people; never internal error text.
+    pub detail: String,
+    /// Stable and snake_case: clients may switch on it.
+    pub code: &'static str,
+    /// Also in the `X-Request-Id` response header and the access log.
     #[serde(rename = "requestId")]
-    request_id: &'a str,
+    pub request_id: &'a str,
+}
+
+impl DispatchError {
+    /// One of each kind of error, for the API description. Adding a variant breaks the match in
+    /// the test below until it is listed here too.
+    pub fn every_kind() -> Vec<DispatchError> {
+        use DispatchError::*;
+        vec![
+            InvalidHost,
+            HostNotRouted,
+            MissingWorkerName,
+            InvalidWorkerName(NameError::Characters),
+            InvalidWorkerName(NameError::Reserved),
+            WorkerNotFound(String::new()),
+            CustomDomainNotFound,
+            NotFound,
+            MethodNotAllowed { allow: "" },
+            InvalidContentLength,
+            PayloadTooLarge { limit: 0 },
+            UriTooLong { limit: 0 },
+            HeadersTooLarge { limit: 0 },
+            RequestBodyFailed,
+            WorkerFailed,
+            WorkerTimeout,
+            Configuration,
+            DatabaseUnavailable,
+            Unauthorized,
+        ]
+    }
 }
 
 /// How long a client should wait before retrying after a database failure (the negative cache
@@ -215,6 +250,38 @@ mod tests {
             DispatchError::InvalidWorkerName(NameError::Characters).code(),
             "invalid_worker_name"
         );
+    }
+
+    #[test]
+    fn every_kind_lists_each_code_once() {
+        let kinds = DispatchError::every_kind();
+        for kind in &kinds {
+            // Exhaustive on purpose: a new variant fails to compile here until it is listed.
+            match kind {
+                DispatchError::InvalidHost
+                | DispatchError::HostNotRouted
+                | DispatchError::MissingWorkerName
+                | DispatchError::InvalidWorkerName(_)
+                | DispatchError::WorkerNotFound(_)
+                | DispatchError::CustomDomainNotFound
+                | DispatchError::NotFound
+                | DispatchError::MethodNotAllowed { .. }
+                | DispatchError::InvalidContentLength
+                | DispatchError::PayloadTooLarge { .. }
+                | DispatchError::UriTooLong { .. }
+                | DispatchError::HeadersTooLarge { .. }
+                | DispatchError::RequestBodyFailed
+                | DispatchError::WorkerFailed
+                | DispatchError::WorkerTimeout
+                | DispatchError::Configuration
+                | DispatchError::DatabaseUnavailable
+                | DispatchError::Unauthorized => {}
+            }
+        }
+        let mut codes: Vec<&str> = kinds.iter().map(DispatchError::code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), kinds.len(), "each listed kind has its own code");
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod auth;
 pub mod config;
 pub mod custom_domain;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod openapi;
 pub mod pipeline;
 pub mod request_id;
 pub mod time;

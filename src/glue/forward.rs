@@ -52,7 +52,14 @@ pub fn run(
     if downstream::is_worker_failure(response.status(), &headers) {
         return Err((response_out, DispatchError::WorkerFailed));
     }
-    Ok(stream_response(response, headers, response_out, forward, request_id))
+    Ok(stream_response(
+        response,
+        headers,
+        response_out,
+        forward,
+        method,
+        request_id,
+    ))
 }
 
 /// Streams the request body to the worker while waiting for its response, racing both against
@@ -186,10 +193,12 @@ fn stream_response(
     headers: crate::pipeline::Headers,
     response_out: ResponseOutparam,
     forward: &Forward,
+    method: &str,
     request_id: &str,
 ) -> u16 {
     let status = response.status();
-    let headers = downstream::headers(headers, request_id, forward.kind.shares_dispatcher_origin());
+    let shared_origin = forward.kind.shares_dispatcher_origin();
+    let headers = downstream::headers(headers, request_id, shared_origin, method == "HEAD");
     let outgoing = OutgoingResponse::new(io::fields(&headers));
     let _ = outgoing.set_status_code(status);
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), response.consume()) else {

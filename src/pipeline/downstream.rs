@@ -11,14 +11,18 @@ pub const SHARED_ORIGIN_CSP: &str = "sandbox";
 /// the shared dispatcher origin also lose `Set-Cookie` (a tenant could otherwise set cookies
 /// that every other tenant on that origin receives) and gain a sandboxing CSP. A CSP the worker
 /// sent stays: browsers enforce every policy, so adding one can only restrict.
-pub fn headers(worker: Headers, request_id: &str, shared_origin: bool) -> Headers {
+///
+/// A response to `HEAD` loses `Content-Length`: it describes a body that is not sent, and WASI
+/// HTTP hosts (wasmtime-wasi-http, so Spin) fail a response whose body is shorter than it.
+pub fn headers(worker: Headers, request_id: &str, shared_origin: bool, head_request: bool) -> Headers {
     let hop_by_hop = hop_by_hop::names(&worker);
     let mut headers: Headers = worker
         .into_iter()
         .filter(|(name, _)| {
             let dropped = hop_by_hop::is_listed(name, &hop_by_hop)
                 || name.eq_ignore_ascii_case("x-request-id")
-                || (shared_origin && name.eq_ignore_ascii_case("set-cookie"));
+                || (shared_origin && name.eq_ignore_ascii_case("set-cookie"))
+                || (head_request && name.eq_ignore_ascii_case("content-length"));
             !dropped
         })
         .collect();
@@ -76,7 +80,7 @@ mod tests {
     #[test]
     fn own_origin_keeps_everything_but_hop_by_hop() {
         assert_eq!(
-            render(&headers(worker(), "rid", false)),
+            render(&headers(worker(), "rid", false, false)),
             vec![
                 "content-type: text/html",
                 "set-cookie: session=1",
@@ -89,12 +93,32 @@ mod tests {
     #[test]
     fn shared_origin_is_sandboxed_and_cookieless() {
         assert_eq!(
-            render(&headers(worker(), "rid", true)),
+            render(&headers(worker(), "rid", true, false)),
             vec![
                 "content-type: text/html",
                 "content-security-policy: default-src 'self'",
                 "x-request-id: rid",
                 "content-security-policy: sandbox"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_head_response_loses_content_length_only() {
+        let with_length: Headers = vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("content-length".into(), b"42".to_vec()),
+        ];
+        assert_eq!(
+            render(&headers(with_length.clone(), "rid", false, true)),
+            vec!["content-type: application/json", "x-request-id: rid"]
+        );
+        assert_eq!(
+            render(&headers(with_length, "rid", false, false)),
+            vec![
+                "content-type: application/json",
+                "content-length: 42",
+                "x-request-id: rid"
             ]
         );
     }

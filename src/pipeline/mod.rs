@@ -119,7 +119,8 @@ pub fn prepare_forward(
     request_id: &str,
     config: &Config,
 ) -> Result<Forward, DispatchError> {
-    if !config.has_worker(&worker) {
+    // The docs component is part of the app, not of the tenants' namespace.
+    if kind != RouteKind::Docs && !config.has_worker(&worker) {
         return Err(DispatchError::WorkerNotFound(worker.to_string()));
     }
     admit::check_forwardable_method(&head.method)?;

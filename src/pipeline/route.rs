@@ -15,6 +15,8 @@ pub enum RouteKind {
     Path,
     Query,
     CustomDomain,
+    /// The API's documentation and description, served by the `docs` component.
+    Docs,
 }
 
 impl RouteKind {
@@ -25,6 +27,7 @@ impl RouteKind {
             RouteKind::Path => "path",
             RouteKind::Query => "query",
             RouteKind::CustomDomain => "custom_domain",
+            RouteKind::Docs => "docs",
         }
     }
 
@@ -63,7 +66,54 @@ pub enum Resolution {
     CustomDomain,
 }
 
-const DISPATCH_PREFIXES: [&str; 2] = ["/dispatch", "/api/dispatch"];
+/// Where an exact path on a dispatcher host goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiTarget {
+    Endpoint(Endpoint),
+    /// Forwarded unchanged to the `docs` component.
+    Docs,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRoute {
+    pub path: &'static str,
+    pub target: ApiTarget,
+}
+
+/// Methods every exact-path route accepts: they only read.
+pub const API_ROUTE_METHODS: &str = "GET, HEAD";
+
+/// The exact paths a dispatcher host serves. The router and the OpenAPI description are both
+/// built from this table, so neither can list a path the other does not know.
+pub const API_ROUTES: [ApiRoute; 6] = [
+    ApiRoute {
+        path: "/health",
+        target: ApiTarget::Endpoint(Endpoint::Health),
+    },
+    ApiRoute {
+        path: "/health/detailed",
+        target: ApiTarget::Endpoint(Endpoint::HealthDetailed),
+    },
+    ApiRoute {
+        path: "/openapi.json",
+        target: ApiTarget::Docs,
+    },
+    ApiRoute {
+        path: "/docs",
+        target: ApiTarget::Docs,
+    },
+    ApiRoute {
+        path: "/docs/scalar.js",
+        target: ApiTarget::Docs,
+    },
+    ApiRoute {
+        path: "/favicon.ico",
+        target: ApiTarget::Docs,
+    },
+];
+
+/// Path prefixes for path and query dispatch: `/dispatch`, and the original's `/api/dispatch`.
+pub const DISPATCH_PREFIXES: [&str; 2] = ["/dispatch", "/api/dispatch"];
 
 pub fn resolve(
     class: &HostClass,
@@ -89,16 +139,20 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
     };
-    for (endpoint_path, endpoint) in [
-        ("/health", Endpoint::Health),
-        ("/health/detailed", Endpoint::HealthDetailed),
-    ] {
-        if path == endpoint_path {
-            return match method {
-                "GET" | "HEAD" => Ok(Resolution::Endpoint(endpoint)),
-                _ => Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" }),
-            };
+    if let Some(route) = API_ROUTES.iter().find(|route| route.path == path) {
+        if !matches!(method, "GET" | "HEAD") {
+            return Err(DispatchError::MethodNotAllowed {
+                allow: API_ROUTE_METHODS,
+            });
         }
+        return Ok(match route.target {
+            ApiTarget::Endpoint(endpoint) => Resolution::Endpoint(endpoint),
+            ApiTarget::Docs => Resolution::Worker {
+                worker: WorkerName::docs_component(),
+                kind: RouteKind::Docs,
+                path_and_query: path_and_query.to_string(),
+            },
+        });
     }
     for prefix in DISPATCH_PREFIXES {
         let Some(rest) = path.strip_prefix(prefix) else {

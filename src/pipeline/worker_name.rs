@@ -76,7 +76,16 @@ impl WorkerName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The component that serves the API's documentation. `docs` is a built-in reserved name, so
+    /// no tenant can be called that, and it is never part of the namespace.
+    pub fn docs_component() -> WorkerName {
+        WorkerName(DOCS_COMPONENT.to_string())
+    }
 }
+
+/// Component id of the documentation component (`components/docs`).
+pub const DOCS_COMPONENT: &str = "docs";
 
 impl fmt::Display for WorkerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

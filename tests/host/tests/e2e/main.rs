@@ -4,6 +4,7 @@
 mod support;
 
 mod custom_domains;
+mod docs;
 mod errors_and_logs;
 mod forwarding;
 mod limits_and_failures;

@@ -1,0 +1,479 @@
+//! The OpenAPI 3.1 description of what a dispatcher host serves, built from the router's own
+//! tables ([`API_ROUTES`], [`DISPATCH_PREFIXES`]) and the response types (utoipa schemas), so it
+//! cannot drift from them. Built on the host only: the `docs` component's build script embeds the
+//! result, and the tests check it against the router.
+
+use serde_json::{Value, json};
+use utoipa::PartialSchema;
+
+use crate::VERSION;
+use crate::api;
+use crate::error::{DispatchError, PROBLEM_CONTENT_TYPE, Problem};
+use crate::pipeline::route::{API_ROUTES, ApiTarget, DISPATCH_PREFIXES, Endpoint};
+
+/// Methods path and query dispatch forward (`CONNECT` and `TRACE` are refused).
+pub const FORWARDED_METHODS: [&str; 7] = ["get", "head", "post", "put", "patch", "delete", "options"];
+
+/// The whole document, as JSON.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in API_ROUTES {
+        let operations = match route.target {
+            ApiTarget::Endpoint(endpoint) => endpoint_operations(endpoint),
+            ApiTarget::Docs => docs_operations(route.path),
+        };
+        paths.insert(route.path.to_string(), operations);
+    }
+    for prefix in DISPATCH_PREFIXES {
+        let alias = prefix != "/dispatch";
+        paths.insert(prefix.to_string(), query_dispatch(alias));
+        paths.insert(format!("{prefix}/{{worker}}"), path_dispatch(alias, false));
+        paths.insert(format!("{prefix}/{{worker}}/{{path}}"), path_dispatch(alias, true));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "libra-dispatcher",
+            "version": VERSION,
+            "summary": "Routes each request to the tenant worker it belongs to.",
+            "description": "The API a dispatcher host serves (the apex base domain and `dispatcher_hosts`). \
+                Requests to `<worker>.<base_domain>` and to tenants' custom domains go to the workers \
+                unchanged and are not described here: a tenant host belongs to its tenant, all of it.\n\n\
+                Every response carries `X-Request-Id`. Errors are RFC 9457 problem documents with a \
+                stable `code`.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [{ "url": "/" }],
+        "tags": [
+            { "name": "health", "description": "Liveness and dependency checks." },
+            { "name": "dispatch", "description": "Path and query dispatch to a worker of the namespace." },
+            { "name": "docs", "description": "This description and its interactive reference." }
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "parameters": {
+                "RequestId": {
+                    "name": "X-Request-Id",
+                    "in": "header",
+                    "required": false,
+                    "description": "Reused when it is 1 to 128 characters of `[A-Za-z0-9._:-]`; otherwise \
+                        the dispatcher generates one. Forwarded to the worker and logged.",
+                    "schema": { "type": "string" }
+                }
+            },
+            "headers": {
+                "RequestId": {
+                    "description": "The request's id: the client's, or one the dispatcher generated.",
+                    "required": true,
+                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$" }
+                }
+            },
+            "securitySchemes": {
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The `admin_token` variable. Needed only when it is set."
+                }
+            }
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let mut schemas = serde_json::Map::new();
+    let mut add = |name: &str, schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+        schemas.insert(
+            name.to_string(),
+            serde_json::to_value(schema).expect("schemas serialise"),
+        );
+    };
+    add("Health", <api::Health<'static> as PartialSchema>::schema());
+    add(
+        "HealthDetailed",
+        <api::HealthDetailed<'static> as PartialSchema>::schema(),
+    );
+    add("Checks", <api::Checks as PartialSchema>::schema());
+    add("DatabaseCheck", <api::DatabaseCheck as PartialSchema>::schema());
+    add("NamespaceCheck", <api::NamespaceCheck as PartialSchema>::schema());
+    add(
+        "NamespaceInfo",
+        <api::NamespaceInfo<'static> as PartialSchema>::schema(),
+    );
+    add("Namespace", <api::Namespace<'static> as PartialSchema>::schema());
+    add("Routing", <api::Routing as PartialSchema>::schema());
+    add("Problem", <Problem<'static> as PartialSchema>::schema());
+    let mut codes: Vec<&str> = DispatchError::every_kind().iter().map(DispatchError::code).collect();
+    codes.sort();
+    let problem = &mut schemas["Problem"];
+    problem["properties"]["code"]["enum"] = json!(codes);
+    problem["properties"]["status"]["minimum"] = json!(400);
+    problem["properties"]["status"]["maximum"] = json!(599);
+    Value::Object(schemas)
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn with_request_id(description: &str, content: Value) -> Value {
+    let mut response = json!({
+        "description": description,
+        "headers": { "X-Request-Id": { "$ref": "#/components/headers/RequestId" } }
+    });
+    if !content.is_null() {
+        response["content"] = content;
+    }
+    response
+}
+
+fn problem(description: &str) -> Value {
+    with_request_id(
+        description,
+        json!({ PROBLEM_CONTENT_TYPE: { "schema": schema_ref("Problem") } }),
+    )
+}
+
+/// A status a worker may answer with as well as the dispatcher: either body can come back.
+fn problem_or_worker(description: &str) -> Value {
+    with_request_id(
+        description,
+        json!({ PROBLEM_CONTENT_TYPE: { "schema": schema_ref("Problem") }, "*/*": {} }),
+    )
+}
+
+/// Errors any request to a dispatcher host can get before it is routed.
+fn common_errors(responses: &mut serde_json::Map<String, Value>) {
+    responses.insert(
+        "400".into(),
+        problem("`invalid_host`: the Host header is not one valid host name."),
+    );
+    responses.insert(
+        "414".into(),
+        problem("`uri_too_long`: the request target is over 8 KiB."),
+    );
+    responses.insert(
+        "431".into(),
+        problem("`headers_too_large`: the request headers are too large."),
+    );
+    responses.insert(
+        "500".into(),
+        problem("`configuration_error`: a Spin variable is invalid."),
+    );
+}
+
+fn operation(tag: &str, summary: &str, operation_id: String, responses: serde_json::Map<String, Value>) -> Value {
+    json!({
+        "tags": [tag],
+        "summary": summary,
+        "operationId": operation_id,
+        "parameters": [{ "$ref": "#/components/parameters/RequestId" }],
+        "responses": responses
+    })
+}
+
+/// `GET` and `HEAD` of an exact-path route; `HEAD` answers the same without a body.
+fn read_only(tag: &str, summary: &str, id: &str, responses: serde_json::Map<String, Value>) -> Value {
+    let mut responses = responses;
+    common_errors(&mut responses);
+    responses.insert("405".into(), problem("`method_not_allowed`: only GET and HEAD."));
+    json!({
+        "get": operation(tag, summary, format!("get{id}"), responses.clone()),
+        "head": operation(tag, summary, format!("head{id}"), responses),
+    })
+}
+
+fn endpoint_operations(endpoint: Endpoint) -> Value {
+    let json_body = |schema: &str| json!({ "application/json": { "schema": schema_ref(schema) } });
+    let mut responses = serde_json::Map::new();
+    match endpoint {
+        Endpoint::Health => {
+            responses.insert(
+                "200".into(),
+                with_request_id("The dispatcher is up.", json_body("Health")),
+            );
+            read_only("health", "Liveness", "Health", responses)
+        }
+        Endpoint::HealthDetailed => {
+            responses.insert(
+                "200".into(),
+                with_request_id("Every dependency answered.", json_body("HealthDetailed")),
+            );
+            responses.insert(
+                "503".into(),
+                with_request_id(
+                    "The database failed its round trip, or no worker is deployed.",
+                    json_body("HealthDetailed"),
+                ),
+            );
+            responses.insert(
+                "401".into(),
+                problem("`unauthorized`: `admin_token` is set and was not given."),
+            );
+            let mut operations = read_only(
+                "health",
+                "Dependency checks: a real database round trip and the namespace",
+                "HealthDetailed",
+                responses,
+            );
+            admin_only(&mut operations);
+            operations
+        }
+        Endpoint::NamespaceInfo => unreachable!("served at the dispatch prefixes, described there"),
+    }
+}
+
+/// Optional bearer: needed only when the `admin_token` variable is set.
+fn admin_only(operations: &mut Value) {
+    for operation in operations.as_object_mut().expect("operations").values_mut() {
+        operation["security"] = json!([{}, { "adminToken": [] }]);
+    }
+}
+
+fn docs_operations(path: &str) -> Value {
+    let (summary, id, media_type) = match path {
+        "/openapi.json" => ("This OpenAPI description", "OpenApi", "application/json"),
+        "/docs" => ("Interactive API reference (Scalar)", "Docs", "text/html"),
+        "/docs/scalar.js" => (
+            "The API reference's script, served offline",
+            "DocsScript",
+            "text/javascript",
+        ),
+        "/favicon.ico" => ("The product's icon", "Favicon", "image/x-icon"),
+        other => panic!("{other} has no description"),
+    };
+    let content = if media_type == "application/json" {
+        json!({ media_type: { "schema": { "type": "object" } } })
+    } else {
+        json!({ media_type: {} })
+    };
+    let mut responses = serde_json::Map::new();
+    responses.insert("200".into(), with_request_id(summary, content));
+    responses.insert("502".into(), problem("`worker_failed`: the docs component failed."));
+    responses.insert(
+        "504".into(),
+        problem("`worker_timeout`: the docs component did not answer in time."),
+    );
+    read_only("docs", summary, id, responses)
+}
+
+/// Errors of forwarding to a worker, which may also be the worker's own statuses.
+fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
+    let mut responses = serde_json::Map::new();
+    if namespace_info {
+        responses.insert(
+            "200".into(),
+            with_request_id(
+                "Without `worker`: the namespace's name, size and addressing examples. With it: the \
+                 worker's response.",
+                json!({ "application/json": { "schema": schema_ref("NamespaceInfo") }, "*/*": {} }),
+            ),
+        );
+        responses.insert("401".into(), problem_or_worker("`unauthorized` (namespace info only)."));
+    }
+    responses.insert(
+        "default".into(),
+        with_request_id("The worker's response, passed through.", json!({ "*/*": {} })),
+    );
+    for (status, text) in [
+        (
+            "400",
+            "`missing_worker_name`, `invalid_worker_name`, `reserved_worker_name`, `invalid_host` or \
+             `invalid_content_length`.",
+        ),
+        ("404", "`worker_not_found`: no such worker in the namespace."),
+        ("413", "`payload_too_large`: the body is over `max_body_bytes`."),
+        ("414", "`uri_too_long`."),
+        ("431", "`headers_too_large`."),
+        ("500", "`configuration_error`."),
+        ("502", "`worker_failed`: the worker trapped or failed before answering."),
+        ("504", "`worker_timeout`: no answer within `upstream_timeout_ms`."),
+    ] {
+        responses.insert(status.into(), problem_or_worker(text));
+    }
+    responses
+}
+
+fn worker_parameter() -> Value {
+    json!({
+        "name": "worker",
+        "in": "path",
+        "required": true,
+        "description": "A worker of the namespace: an RFC 1123 label, lowercased; reserved names are refused.",
+        "schema": { "type": "string", "minLength": 1, "maxLength": 63 }
+    })
+}
+
+fn path_dispatch(alias: bool, with_rest: bool) -> Value {
+    let prefix = if alias { "/api/dispatch" } else { "/dispatch" };
+    let summary = if with_rest {
+        "Path dispatch: the worker receives `/<path>` and the query"
+    } else {
+        "Path dispatch: the worker receives `/` and the query"
+    };
+    let mut parameters = vec![worker_parameter()];
+    if with_rest {
+        parameters.push(json!({
+            "name": "path",
+            "in": "path",
+            "required": true,
+            "description": "The rest of the path, passed to the worker (it may contain `/`).",
+            "schema": { "type": "string" }
+        }));
+    }
+    let mut item = serde_json::Map::new();
+    for method in FORWARDED_METHODS {
+        let id = format!(
+            "{method}{}Dispatch{}",
+            if alias { "Api" } else { "" },
+            if with_rest { "Path" } else { "Root" }
+        );
+        let mut op = operation("dispatch", summary, id, dispatch_responses(false));
+        op["description"] = json!(format!(
+            "Any method but CONNECT and TRACE. The response carries `Content-Security-Policy: sandbox` \
+             and loses `Set-Cookie`: every tenant shares this origin through `{prefix}`.{}",
+            if alias { " Kept for the original's clients." } else { "" }
+        ));
+        op["parameters"]
+            .as_array_mut()
+            .expect("parameters")
+            .extend(parameters.iter().cloned());
+        item.insert(method.to_string(), op);
+    }
+    Value::Object(item)
+}
+
+fn query_dispatch(alias: bool) -> Value {
+    let mut item = serde_json::Map::new();
+    for method in FORWARDED_METHODS {
+        let read = matches!(method, "get" | "head");
+        let id = format!("{method}{}DispatchQuery", if alias { "Api" } else { "" });
+        let summary = if read {
+            "Namespace info, or query dispatch with `worker`"
+        } else {
+            "Query dispatch: the worker receives `/` and the other parameters"
+        };
+        let mut op = operation("dispatch", summary, id, dispatch_responses(read));
+        op["parameters"].as_array_mut().expect("parameters").push(json!({
+            "name": "worker",
+            "in": "query",
+            "required": !read,
+            "description": "The worker to send the request to; the other query parameters go with it.",
+            "schema": { "type": "string" }
+        }));
+        if read {
+            op["security"] = json!([{}, { "adminToken": [] }]);
+        }
+        item.insert(method.to_string(), op);
+    }
+    Value::Object(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::pipeline::host::HostClass;
+    use crate::pipeline::route::{Resolution, RouteKind, resolve};
+
+    fn described_paths() -> Vec<String> {
+        document()["paths"].as_object().unwrap().keys().cloned().collect()
+    }
+
+    /// A concrete request path for a described path template.
+    fn instance(template: &str) -> String {
+        if DISPATCH_PREFIXES.contains(&template) {
+            return format!("{template}?worker=hello");
+        }
+        template.replace("{worker}", "hello").replace("{path}", "some/where")
+    }
+
+    fn config() -> Config {
+        Config::from_lookup(|name| (name == "workers").then(|| "hello,echo".to_string())).unwrap()
+    }
+
+    #[test]
+    fn every_described_path_is_served_by_every_described_method() {
+        let document = document();
+        for (template, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                let method = method.to_ascii_uppercase();
+                let resolution = resolve(&HostClass::Dispatcher, &method, &instance(template), &config());
+                assert!(
+                    resolution.is_ok(),
+                    "{method} {template} is described but the router answers {resolution:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_route_the_router_serves_is_described() {
+        let described = described_paths();
+        for route in API_ROUTES {
+            assert!(
+                described.contains(&route.path.to_string()),
+                "{} is not described",
+                route.path
+            );
+        }
+        for prefix in DISPATCH_PREFIXES {
+            for path in [
+                prefix.to_string(),
+                format!("{prefix}/{{worker}}"),
+                format!("{prefix}/{{worker}}/{{path}}"),
+            ] {
+                assert!(described.contains(&path), "{path} is not described");
+            }
+        }
+        assert_eq!(described.len(), API_ROUTES.len() + 3 * DISPATCH_PREFIXES.len());
+    }
+
+    #[test]
+    fn paths_near_described_ones_are_not_served() {
+        for path in [
+            "/healthz",
+            "/health/",
+            "/docs/other.js",
+            "/openapi.yaml",
+            "/favicon.png",
+            "/",
+            "/api",
+        ] {
+            let resolution = resolve(&HostClass::Dispatcher, "GET", path, &config());
+            assert_eq!(resolution, Err(DispatchError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn docs_routes_go_to_the_docs_component_unchanged() {
+        let resolution = resolve(&HostClass::Dispatcher, "GET", "/docs?x=1", &config()).unwrap();
+        match resolution {
+            Resolution::Worker {
+                worker,
+                kind,
+                path_and_query,
+            } => {
+                assert_eq!(worker.as_str(), "docs");
+                assert_eq!(kind, RouteKind::Docs);
+                assert_eq!(path_and_query, "/docs?x=1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            resolve(&HostClass::Dispatcher, "POST", "/openapi.json", &config()),
+            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
+        );
+    }
+
+    #[test]
+    fn problem_codes_are_the_error_enum() {
+        let document = document();
+        let codes = document["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(codes, DispatchError::every_kind().len());
+        assert_eq!(document["openapi"], "3.1.0");
+    }
+}

@@ -1,0 +1,100 @@
+//! The API's description and docs, served by the `docs` component through the dispatcher, on
+//! dispatcher hosts only.
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_json_is_the_document_built_from_the_router() {
+    let app = app();
+    let reply = get("localhost:3000", "/openapi.json").send(&app).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(reply.header("x-request-id").is_some());
+    assert_eq!(reply.json(), libra_dispatcher::openapi::document());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_page_script_and_icon_are_served_offline() {
+    let app = app();
+    let page = get("localhost", "/docs").send(&app).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = page.text();
+    assert!(html.contains("<title>libra-dispatcher API</title>"), "{html}");
+    assert!(html.contains(r#"<script src="/docs/scalar.js"></script>"#));
+    assert!(html.contains("url: '/openapi.json'"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing off-site: {html}"
+    );
+    let policy = page.header("content-security-policy").expect("a CSP");
+    assert!(policy.contains("connect-src 'self'") && policy.contains("script-src 'self' 'sha256-"));
+    // Not the sandbox of tenant responses on this origin: the page must run its script.
+    assert!(!policy.contains("sandbox"));
+
+    let script = get("localhost", "/docs/scalar.js").send(&app).await;
+    assert_eq!(script.status, 200);
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert!(
+        script
+            .text()
+            .starts_with("/*! @scalar/api-reference 1.76.0 | MIT License")
+    );
+    assert!(script.bytes().len() > 1_000_000, "the whole bundle");
+
+    let icon = get("127.0.0.1", "/favicon.ico").send(&app).await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), Some("image/x-icon"));
+    let shipped = std::fs::read(libra_test_host::project_root().join("components/docs/assets/favicon.ico")).unwrap();
+    assert_eq!(icon.bytes().as_ref(), shipped.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_without_a_body_and_writes_are_refused() {
+    let app = app();
+    let head = request("HEAD", "localhost", "/openapi.json").send(&app).await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes().is_empty());
+    let post = request("POST", "localhost", "/docs").send(&app).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.problem(), "method_not_allowed");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_hosts_keep_their_own_docs_paths() {
+    let app = app();
+    for path in ["/docs", "/openapi.json", "/favicon.ico", "/docs/scalar.js"] {
+        let reply = get("echo.localhost", path).send(&app).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.json()["path"], path, "echo answered {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_component_is_not_a_worker() {
+    let app = app();
+    let by_path = get("localhost", "/dispatch/docs/openapi.json").send(&app).await;
+    assert_eq!(by_path.status, 400);
+    assert_eq!(by_path.problem(), "reserved_worker_name");
+    let by_query = get("localhost", "/dispatch?worker=docs").send(&app).await;
+    assert_eq!(by_query.problem(), "reserved_worker_name");
+    let by_host = get("docs.localhost", "/openapi.json").send(&app).await;
+    assert_eq!(by_host.status, 400);
+    assert_eq!(by_host.problem(), "reserved_worker_name");
+    let unknown = get("localhost", "/docs/other.js").send(&app).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.problem(), "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_requests_are_logged_as_such() {
+    let app = app();
+    let reply = get("localhost", "/docs").send(&app).await;
+    assert_eq!(reply.status, 200);
+    let lines = access_log(&app).await;
+    let line = lines.iter().find(|l| l["path"] == "/docs").expect("a log line");
+    assert_eq!(line["route"], "docs");
+    assert_eq!(line["worker"], "docs");
+    assert_eq!(line["status"], 200);
+}
