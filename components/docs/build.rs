@@ -73,7 +73,7 @@ fn scalar_bundle(out: &Path) -> Vec<u8> {
         tarball.display()
     );
     let mut script = format!(
-        "/*! {SCALAR_PACKAGE} {SCALAR_VERSION} | MIT License | Copyright (c) Scalar | https://github.com/scalar/scalar \
+        "/*! {SCALAR_PACKAGE} {SCALAR_VERSION} | MIT License | Copyright (c) 2023-present Scalar | https://github.com/scalar/scalar \
          (licence text: components/docs/THIRD_PARTY_LICENSES.md) */\n"
     )
     .into_bytes();
