@@ -10,6 +10,7 @@ use crate::VERSION;
 use crate::api;
 use crate::error::{DispatchError, PROBLEM_CONTENT_TYPE, Problem};
 use crate::pipeline::route::{API_ROUTES, ApiTarget, DISPATCH_PREFIXES, Endpoint};
+use crate::pipeline::worker_name::BUILT_IN_RESERVED;
 
 /// Methods path and query dispatch forward (`CONNECT` and `TRACE` are refused).
 pub const FORWARDED_METHODS: [&str; 7] = ["get", "head", "post", "put", "patch", "delete", "options"];
@@ -266,7 +267,17 @@ fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
             with_request_id(
                 "Without `worker`: the namespace's name, size and addressing examples. With it: the \
                  worker's response.",
-                json!({ "application/json": { "schema": schema_ref("NamespaceInfo") }, "*/*": {} }),
+                json!({
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                schema_ref("NamespaceInfo"),
+                                { "description": "A worker's JSON answer, when `worker` is given." }
+                            ]
+                        }
+                    },
+                    "*/*": {}
+                }),
             ),
         );
         responses.insert("401".into(), problem_or_worker("`unauthorized` (namespace info only)."));
@@ -294,22 +305,35 @@ fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
     responses
 }
 
+/// A worker name as `WorkerName::parse` accepts it, in canonical lowercase: an RFC 1123 label
+/// that is not a built-in reserved name (operators may reserve more). The dispatcher also accepts
+/// uppercase letters and lowercases them, as it does for host labels.
+fn worker_name_schema() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        "not": { "enum": BUILT_IN_RESERVED },
+        "examples": ["my-app"]
+    })
+}
+
 fn worker_parameter() -> Value {
     json!({
         "name": "worker",
         "in": "path",
         "required": true,
-        "description": "A worker of the namespace: an RFC 1123 label, lowercased; reserved names are refused.",
-        "schema": { "type": "string", "minLength": 1, "maxLength": 63 }
+        "description": "A worker of the namespace. Names are lowercased; built-in and operator-reserved \
+            names are refused with 400.",
+        "schema": worker_name_schema()
     })
 }
 
 fn path_dispatch(alias: bool, with_rest: bool) -> Value {
     let prefix = if alias { "/api/dispatch" } else { "/dispatch" };
     let summary = if with_rest {
-        "Path dispatch: the worker receives `/<path>` and the query"
+        "Path dispatch: the worker receives /<path> and the query"
     } else {
-        "Path dispatch: the worker receives `/` and the query"
+        "Path dispatch: the worker receives / and the query"
     };
     let mut parameters = vec![worker_parameter()];
     if with_rest {
@@ -332,8 +356,15 @@ fn path_dispatch(alias: bool, with_rest: bool) -> Value {
         op["description"] = json!(format!(
             "Any method but CONNECT and TRACE. The response carries `Content-Security-Policy: sandbox` \
              and loses `Set-Cookie`: every tenant shares this origin through `{prefix}`.{}",
-            if alias { " Kept for the original's clients." } else { "" }
+            if alias {
+                " Kept for the original's clients; prefer /dispatch."
+            } else {
+                ""
+            }
         ));
+        if alias {
+            op["deprecated"] = json!(true);
+        }
         op["parameters"]
             .as_array_mut()
             .expect("parameters")
@@ -349,9 +380,9 @@ fn query_dispatch(alias: bool) -> Value {
         let read = matches!(method, "get" | "head");
         let id = format!("{method}{}DispatchQuery", if alias { "Api" } else { "" });
         let summary = if read {
-            "Namespace info, or query dispatch with `worker`"
+            "Namespace info, or query dispatch with worker"
         } else {
-            "Query dispatch: the worker receives `/` and the other parameters"
+            "Query dispatch: the worker receives / and the other parameters"
         };
         let mut op = operation("dispatch", summary, id, dispatch_responses(read));
         op["parameters"].as_array_mut().expect("parameters").push(json!({
@@ -359,10 +390,13 @@ fn query_dispatch(alias: bool) -> Value {
             "in": "query",
             "required": !read,
             "description": "The worker to send the request to; the other query parameters go with it.",
-            "schema": { "type": "string" }
+            "schema": worker_name_schema()
         }));
         if read {
             op["security"] = json!([{}, { "adminToken": [] }]);
+        }
+        if alias {
+            op["deprecated"] = json!(true);
         }
         item.insert(method.to_string(), op);
     }
@@ -475,5 +509,29 @@ mod tests {
             .len();
         assert_eq!(codes, DispatchError::every_kind().len());
         assert_eq!(document["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_worker_name_schema_accepts_what_the_validator_accepts() {
+        let schema = worker_name_schema();
+        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let reserved: Vec<&str> = schema["not"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        for name in [
+            "hello", "My-App", "a", "0", "a-b", &long, &too_long, "", "-a", "a-", "a_b", "a.b", "é", "..", "docs",
+            "admin", "Admin", "%2e",
+        ] {
+            let by_schema = pattern.is_match(name) && !reserved.contains(&name);
+            let parsed = crate::pipeline::worker_name::WorkerName::parse(name, &[]);
+            // The schema describes the canonical form: what the validator accepts and leaves as is.
+            let by_validator = parsed.is_ok_and(|parsed| parsed.as_str() == name);
+            assert_eq!(by_schema, by_validator, "{name:?}");
+        }
     }
 }

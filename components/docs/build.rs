@@ -29,10 +29,12 @@ fn main() {
     let script = scalar_bundle(&out);
     std::fs::write(out.join("scalar.js"), script).expect("OUT_DIR is writable");
 
-    let init = format!(
-        "Scalar.createApiReference('#app', {{ url: '/openapi.json', withDefaultFonts: false, \
-         favicon: '/favicon.ico', hideClientButton: true }});"
-    );
+    // Everything that would reach Scalar's servers is off: fonts, telemetry, the AI agent, MCP,
+    // and the developer-tools banner. The CSP would block them anyway; this keeps the page quiet.
+    let init = "Scalar.createApiReference('#app', { url: '/openapi.json', favicon: '/favicon.ico', \
+                withDefaultFonts: false, telemetry: false, hideClientButton: true, \
+                showDeveloperTools: 'never', defaultOpenAllTags: true, agent: { disabled: true }, mcp: { disabled: true } });"
+        .to_string();
     let hash = base64(&Sha256::digest(init.as_bytes()));
     let html = include_str!("src/docs.html")
         .replace("{{INIT}}", &init)

@@ -206,6 +206,11 @@ fn stream_response(
         return status;
     };
     ResponseOutparam::set(response_out, Ok(outgoing));
+    if method == "HEAD" {
+        // A response to HEAD has no content, whatever the worker wrote (RFC 9110, 9.3.2).
+        let _ = OutgoingBody::finish(body_out, None);
+        return status;
+    }
     let (Ok(input), Ok(output)) = (body_in.stream(), body_out.write()) else {
         return status;
     };

@@ -158,6 +158,10 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         let Some(rest) = path.strip_prefix(prefix) else {
             continue;
         };
+        if rest.is_empty() || rest.starts_with('/') {
+            // The method first: a TRACE is refused whatever name it carries.
+            crate::pipeline::admit::check_forwardable_method(method)?;
+        }
         if rest.is_empty() {
             return resolve_query_dispatch(method, query, config);
         }
@@ -398,5 +402,22 @@ mod tests {
             api("GET", &format!("/dispatch/{}", "a".repeat(64))),
             Err(DispatchError::InvalidWorkerName(NameError::TooLong))
         );
+    }
+
+    #[test]
+    fn refused_methods_are_refused_before_the_name_is_read() {
+        for target in [
+            "/dispatch?worker=",
+            "/dispatch/bad_name/x",
+            "/api/dispatch?worker=hello",
+        ] {
+            assert_eq!(
+                api("TRACE", target),
+                Err(DispatchError::MethodNotAllowed {
+                    allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+                }),
+                "{target}"
+            );
+        }
     }
 }

@@ -30,15 +30,17 @@ impl Guest for Hello {
             escape(&host),
             escape(&request_id)
         );
-        let fields = Fields::from_list(&[
-            ("content-type".to_string(), b"text/html; charset=utf-8".to_vec()),
-            ("content-length".to_string(), page.len().to_string().into_bytes()),
-        ])
-        .expect("static headers are valid");
+        let head = matches!(request.method(), wasi::http::types::Method::Head);
+        let mut fields = vec![("content-type".to_string(), b"text/html; charset=utf-8".to_vec())];
+        // Not for HEAD: the host checks the body it gets (none) against Content-Length.
+        if !head {
+            fields.push(("content-length".to_string(), page.len().to_string().into_bytes()));
+        }
+        let fields = Fields::from_list(&fields).expect("static headers are valid");
         let response = OutgoingResponse::new(fields);
         let body = response.body().expect("body is taken once");
         ResponseOutparam::set(response_out, Ok(response));
-        if !matches!(request.method(), wasi::http::types::Method::Head) {
+        if !head {
             let stream = body.write().expect("stream is taken once");
             for chunk in page.as_bytes().chunks(4096) {
                 stream.blocking_write_and_flush(chunk).expect("client reads the page");

@@ -14,6 +14,7 @@
 
 mod bindings;
 mod chaining;
+mod http_server;
 mod key_value;
 pub mod manifest;
 mod postgres;
@@ -39,6 +40,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+pub use http_server::{HttpServer, serve_http};
 pub use manifest::Manifest;
 
 /// The repository root, where `spin.toml` and `target/` are.

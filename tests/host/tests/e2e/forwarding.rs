@@ -172,3 +172,15 @@ async fn large_bodies_stream_through_without_being_held() {
     assert_eq!(reply.json()["body"]["bytes"], SIZE as u64);
     assert_eq!(reply.json()["body"]["sha256"], expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_passes_through_to_a_worker_and_back_complete() {
+    let app = app();
+    for host in ["hello.localhost", "echo.localhost"] {
+        let reply = request("HEAD", host, "/").send(&app).await;
+        assert_eq!(reply.status, 200, "{host}");
+        // A worker that failed after its headers would leave the body cut off (an error here).
+        assert_eq!(reply.body.as_ref().map(|b| b.len()), Ok(0), "{host}");
+        assert_eq!(reply.header("content-length"), None, "{host}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_contract;
 mod custom_domains;
 mod docs;
 mod errors_and_logs;
