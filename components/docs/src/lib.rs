@@ -11,6 +11,7 @@ use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingR
 const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 const DOCS_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/docs.html"));
 const SCALAR_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scalar.js"));
+const SCALAR_JS_GZIP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scalar.js.gz"));
 const INIT_SCRIPT_HASH: &str = include_str!(concat!(env!("OUT_DIR"), "/init-script-hash.txt"));
 const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 
@@ -27,21 +28,44 @@ fn docs_policy() -> String {
 struct Asset {
     content_type: &'static str,
     body: &'static [u8],
+    /// The same body gzipped, for clients that accept it.
+    gzip: Option<&'static [u8]>,
     cache_control: &'static str,
 }
 
 fn asset(path: &str) -> Option<Asset> {
-    let (content_type, body, cache_control) = match path {
-        "/openapi.json" => ("application/json", OPENAPI_JSON.as_bytes(), "no-cache"),
-        "/docs" => ("text/html; charset=utf-8", DOCS_HTML.as_bytes(), "no-cache"),
-        "/docs/scalar.js" => ("text/javascript; charset=utf-8", SCALAR_JS, "public, max-age=3600"),
-        "/favicon.ico" => ("image/x-icon", FAVICON, "public, max-age=86400"),
+    let (content_type, body, gzip, cache_control) = match path {
+        "/openapi.json" => ("application/json", OPENAPI_JSON.as_bytes(), None, "no-cache"),
+        "/docs" => ("text/html; charset=utf-8", DOCS_HTML.as_bytes(), None, "no-cache"),
+        "/docs/scalar.js" => (
+            "text/javascript; charset=utf-8",
+            SCALAR_JS,
+            Some(SCALAR_JS_GZIP),
+            "public, max-age=3600",
+        ),
+        "/favicon.ico" => ("image/x-icon", FAVICON, None, "public, max-age=86400"),
         _ => return None,
     };
     Some(Asset {
         content_type,
         body,
+        gzip,
         cache_control,
+    })
+}
+
+/// Whether an `Accept-Encoding` value lists gzip without refusing it (`q=0`).
+fn accepts_gzip(accept_encoding: &[u8]) -> bool {
+    let value = String::from_utf8_lossy(accept_encoding).to_ascii_lowercase();
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let refused = |parameter: &str| {
+            parameter
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        };
+        parts.next() == Some("gzip") && !parts.any(refused)
     })
 }
 
@@ -55,36 +79,33 @@ impl Guest for Docs {
         let path = path_and_query.split('?').next().unwrap_or_default();
         let method = request.method();
         let head = matches!(method, Method::Head);
+        let plain = "text/plain; charset=utf-8";
         let Some(asset) = asset(path) else {
-            return respond(
-                response_out,
-                404,
-                "text/plain; charset=utf-8",
-                b"not found\n",
-                "no-store",
-                None,
-                head,
-            );
+            return respond(response_out, 404, plain, b"not found\n", "no-store", &[], head);
         };
         if !matches!(method, Method::Get | Method::Head) {
-            return respond(
-                response_out,
-                405,
-                "text/plain; charset=utf-8",
-                b"GET or HEAD\n",
-                "no-store",
-                None,
-                head,
-            );
+            return respond(response_out, 405, plain, b"GET or HEAD\n", "no-store", &[], head);
         }
-        let policy = (path == "/docs").then(docs_policy);
+        let mut extra: Vec<(&str, String)> = Vec::new();
+        if path == "/docs" {
+            extra.push(("content-security-policy", docs_policy()));
+            extra.push(("referrer-policy", "no-referrer".into()));
+        }
+        let mut body = asset.body;
+        if let Some(gzip) = asset.gzip {
+            extra.push(("vary", "accept-encoding".into()));
+            if request.headers().get("accept-encoding").iter().any(|v| accepts_gzip(v)) {
+                extra.push(("content-encoding", "gzip".into()));
+                body = gzip;
+            }
+        }
         respond(
             response_out,
             200,
             asset.content_type,
-            asset.body,
+            body,
             asset.cache_control,
-            policy.as_deref(),
+            &extra,
             head,
         );
     }
@@ -96,7 +117,7 @@ fn respond(
     content_type: &str,
     body: &[u8],
     cache_control: &str,
-    policy: Option<&str>,
+    extra: &[(&str, String)],
     head: bool,
 ) {
     let mut headers: Vec<(String, Vec<u8>)> = vec![
@@ -108,9 +129,8 @@ fn respond(
     if !head {
         headers.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
-    if let Some(policy) = policy {
-        headers.push(("content-security-policy".into(), policy.as_bytes().to_vec()));
-        headers.push(("referrer-policy".into(), b"no-referrer".to_vec()));
+    for (name, value) in extra {
+        headers.push((name.to_string(), value.as_bytes().to_vec()));
     }
     let response = OutgoingResponse::new(Fields::from_list(&headers).expect("static headers are valid"));
     response.set_status_code(status).expect("valid status");

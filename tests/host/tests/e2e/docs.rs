@@ -98,3 +98,33 @@ async fn docs_requests_are_logged_as_such() {
     assert_eq!(line["worker"], "docs");
     assert_eq!(line["status"], 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_is_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+
+    let app = app();
+    let plain = get("localhost", "/docs/scalar.js").send(&app).await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+
+    let gzipped = get("localhost", "/docs/scalar.js")
+        .header("accept-encoding", "gzip, deflate, br")
+        .send(&app)
+        .await;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+    assert!(gzipped.bytes().len() * 2 < plain.bytes().len(), "compressed");
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(gzipped.bytes().as_ref())
+        .read_to_end(&mut inflated)
+        .unwrap();
+    assert_eq!(inflated.as_slice(), plain.bytes().as_ref());
+
+    let refused = get("localhost", "/docs/scalar.js")
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send(&app)
+        .await;
+    assert_eq!(refused.header("content-encoding"), None);
+}
