@@ -1,18 +1,39 @@
 //! Wall-clock formatting without a date library: the dispatcher only ever prints "now".
 
 /// Formats seconds and nanoseconds since the Unix epoch as RFC 3339 UTC with milliseconds,
-/// e.g. `2026-11-27T00:31:13.042Z`.
+/// e.g. `2026-11-27T00:31:13.042Z`. Digits are written by hand (see `request_id::generate`).
 pub fn rfc3339_millis(seconds: u64, nanoseconds: u32) -> String {
     let days = (seconds / 86_400) as i64;
     let secs_of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs_of_day / 3600,
-        (secs_of_day / 60) % 60,
-        secs_of_day % 60,
-        nanoseconds / 1_000_000
-    )
+    let mut out = String::with_capacity(24);
+    push_digits(&mut out, year.clamp(0, 9999) as u64, 4);
+    out.push('-');
+    push_digits(&mut out, month.into(), 2);
+    out.push('-');
+    push_digits(&mut out, day.into(), 2);
+    out.push('T');
+    push_digits(&mut out, secs_of_day / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, (secs_of_day / 60) % 60, 2);
+    out.push(':');
+    push_digits(&mut out, secs_of_day % 60, 2);
+    out.push('.');
+    push_digits(&mut out, u64::from(nanoseconds / 1_000_000), 3);
+    out.push('Z');
+    out
+}
+
+/// Appends `value` as exactly `width` decimal digits (zero-padded; higher digits dropped).
+pub fn push_digits(out: &mut String, mut value: u64, width: u32) {
+    let mut digits = [b'0'; 20];
+    for slot in digits[..width as usize].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    for &digit in &digits[..width as usize] {
+        out.push(digit as char);
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).

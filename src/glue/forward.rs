@@ -48,12 +48,14 @@ pub fn run(
         Err(error) => return Err((response_out, error)),
     };
     drop(future);
+    let status = response.status();
     let headers = response.headers().entries();
-    if downstream::is_worker_failure(response.status(), &headers) {
+    if downstream::is_worker_failure(status, &headers) {
         return Err((response_out, DispatchError::WorkerFailed));
     }
     Ok(stream_response(
         response,
+        status,
         headers,
         response_out,
         forward,
@@ -71,27 +73,30 @@ fn send_body_and_await_response(
     config: &Config,
 ) -> Result<IncomingResponse, DispatchError> {
     let deadline = monotonic_clock::subscribe_duration(config.upstream_timeout_ms.saturating_mul(1_000_000));
+    let response_ready = future.subscribe();
     let mut pump = Some(BodyPump::new(body_in, body_out, config.max_body_bytes)?);
     loop {
-        if let Some(outcome) = future.get() {
-            // A worker may answer before reading the whole body; the rest is not sent.
-            drop(pump);
-            return match outcome {
-                Ok(Ok(response)) => Ok(response),
-                _ => Err(DispatchError::WorkerFailed),
-            };
-        }
         if let Some(active) = pump.as_mut() {
             if active.advance()? {
                 pump = None;
             }
         }
-        let response_ready = future.subscribe();
-        let body_ready = pump.as_ref().map(BodyPump::pollable);
-        let mut waiting: Vec<&Pollable> = vec![&deadline, &response_ready];
-        waiting.extend(body_ready.as_ref());
-        let ready = poll(&waiting);
-        if ready.contains(&0) && !ready.contains(&1) {
+        // The body's pollable is a child of its stream: it must be gone before the pump is.
+        let ready = {
+            let body_ready = pump.as_ref().map(BodyPump::pollable);
+            let mut waiting: Vec<&Pollable> = vec![&deadline, &response_ready];
+            waiting.extend(body_ready.as_ref());
+            poll(&waiting)
+        };
+        if ready.contains(&1) {
+            // A worker may answer before reading the whole body; the rest is not sent.
+            drop(pump);
+            return match future.get() {
+                Some(Ok(Ok(response))) => Ok(response),
+                _ => Err(DispatchError::WorkerFailed),
+            };
+        }
+        if ready.contains(&0) {
             return Err(DispatchError::WorkerTimeout);
         }
     }
@@ -190,13 +195,13 @@ impl BodyPump {
 
 fn stream_response(
     response: IncomingResponse,
+    status: u16,
     headers: crate::pipeline::Headers,
     response_out: ResponseOutparam,
     forward: &Forward,
     method: &str,
     request_id: &str,
 ) -> u16 {
-    let status = response.status();
     let shared_origin = forward.kind.shares_dispatcher_origin();
     let headers = downstream::headers(headers, request_id, shared_origin, method == "HEAD");
     let outgoing = OutgoingResponse::new(io::fields(&headers));

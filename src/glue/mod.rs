@@ -78,7 +78,7 @@ impl Guest for Dispatcher {
                 route: decision.and_then(|d| d.route).map(|r| r.as_str()),
                 worker: decision.and_then(|d| d.worker.as_ref()).map(|w| w.as_str()),
                 status,
-                duration_ms: (elapsed_ns as f64 / 1e4).round() / 100.0,
+                duration_ns: elapsed_ns,
                 error,
             };
             write_log_line(line.to_line());

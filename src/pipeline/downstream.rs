@@ -1,6 +1,7 @@
 //! Phase 5, respond: the headers a client receives from a worker (Pingora's `response_filter`).
 
-use crate::pipeline::{Headers, hop_by_hop};
+use crate::pipeline::Headers;
+use crate::pipeline::hop_by_hop::HopByHop;
 
 /// Forces every page served through path or query dispatch into a unique opaque origin: scripts
 /// don't run and it cannot read the dispatcher origin's storage or cookies. Without it, every
@@ -15,11 +16,11 @@ pub const SHARED_ORIGIN_CSP: &str = "sandbox";
 /// A response to `HEAD` loses `Content-Length`: it describes a body that is not sent, and WASI
 /// HTTP hosts (wasmtime-wasi-http, so Spin) fail a response whose body is shorter than it.
 pub fn headers(worker: Headers, request_id: &str, shared_origin: bool, head_request: bool) -> Headers {
-    let hop_by_hop = hop_by_hop::names(&worker);
+    let hop_by_hop = HopByHop::of(&worker);
     let mut headers: Headers = worker
         .into_iter()
         .filter(|(name, _)| {
-            let dropped = hop_by_hop::is_listed(name, &hop_by_hop)
+            let dropped = hop_by_hop.contains(name)
                 || name.eq_ignore_ascii_case("x-request-id")
                 || (shared_origin && name.eq_ignore_ascii_case("set-cookie"))
                 || (head_request && name.eq_ignore_ascii_case("content-length"));

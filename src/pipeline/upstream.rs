@@ -3,7 +3,8 @@
 //! Whatever a client says about the request's origin is dropped, and the dispatcher states it
 //! itself, so a worker can trust `X-Forwarded-*` and `X-Request-Id` as the platform's word.
 
-use crate::pipeline::{Headers, hop_by_hop};
+use crate::pipeline::Headers;
+use crate::pipeline::hop_by_hop::HopByHop;
 
 /// What the dispatcher knows about the request, to tell the worker.
 #[derive(Debug, Clone)]
@@ -21,27 +22,28 @@ pub struct Provenance<'a> {
 /// `x-original-url`, `x-target-worker` and `x-routing-strategy` were set by the original
 /// dispatcher, so tenants ported from it may still trust them.
 fn is_spoofable(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("x-forwarded-")
-        || name.starts_with("spin-")
-        || matches!(
-            name.as_str(),
-            "host"
-                | "forwarded"
-                | "x-real-ip"
-                | "x-request-id"
-                | "x-custom-domain"
-                | "x-original-url"
-                | "x-target-worker"
-                | "x-routing-strategy"
-        )
+    const PREFIXES: &[&str] = &["x-forwarded-", "spin-"];
+    const NAMES: &[&str] = &[
+        "host",
+        "forwarded",
+        "x-real-ip",
+        "x-request-id",
+        "x-custom-domain",
+        "x-original-url",
+        "x-target-worker",
+        "x-routing-strategy",
+    ];
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len() && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    PREFIXES.iter().any(|prefix| starts_with(prefix)) || NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 pub fn headers(client: &Headers, provenance: &Provenance) -> Headers {
-    let hop_by_hop = hop_by_hop::names(client);
+    let hop_by_hop = HopByHop::of(client);
     let mut headers: Headers = client
         .iter()
-        .filter(|(name, _)| !is_spoofable(name) && !hop_by_hop::is_listed(name, &hop_by_hop))
+        .filter(|(name, _)| !is_spoofable(name) && !hop_by_hop.contains(name))
         .cloned()
         .collect();
     headers.push(("x-forwarded-host".into(), provenance.host.as_bytes().to_vec()));
@@ -113,6 +115,8 @@ mod tests {
             ("x-request-id", "client-chosen"),
             ("spin-client-addr", "6.6.6.6:1"),
             ("x-target-worker", "admin"),
+            ("SPIN-Path-Info", "/spoofed"),
+            ("X-REAL-IP", "6.6.6.6"),
             ("connection", "close, x-drop-me"),
             ("x-drop-me", "1"),
             ("te", "trailers"),

@@ -1,6 +1,9 @@
 //! Requests per second through the test host, side by side in one run:
 //!   (a) the `hello` worker invoked directly,
-//!   (b) a logic-free forwarding component chaining to it,
+//!   (b) a logic-free forwarding component chaining to it, built with Rust's defaults,
+//!   (b') the same forwarder linked with the dispatcher's 64 KiB stack: Spin resets an
+//!        instance's linear memory after each request, so memory size is part of a component's
+//!        cost, and c/b' isolates the dispatcher's own work from that,
 //!   (c) the dispatcher routing `hello.localhost` to it,
 //!   (d) the dispatcher routing a custom domain to it, the domain warm in the cache,
 //!   (e) the same with the cache off: every request queries the (embedded SQLite) database,
@@ -8,7 +11,8 @@
 //! The rounds interleave the modes so machine noise hits them alike; medians are reported.
 //!
 //! Usage: bench [seconds-per-sample] [rounds] [concurrency]   (defaults: 1 5 16)
-//! `BENCH_VAR_<NAME>=value` overrides a Spin variable; `BENCH_ONLY=<index>` runs one mode.
+//! `BENCH_VAR_<NAME>=value` overrides a Spin variable; `BENCH_ONLY=1,2` runs only those modes
+//! (0-based indexes into the list above).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,15 +25,17 @@ use libra_test_host::{App, AppOptions, project_root, wasm_path};
 enum Mode {
     Direct,
     Forwarder,
+    ForwarderLean,
     Dispatcher,
     CustomDomainCached,
     CustomDomainUncached,
     Health,
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 7] = [
     Mode::Direct,
     Mode::Forwarder,
+    Mode::ForwarderLean,
     Mode::Dispatcher,
     Mode::CustomDomainCached,
     Mode::CustomDomainUncached,
@@ -41,6 +47,7 @@ impl Mode {
         match self {
             Mode::Direct => "(a) hello, direct",
             Mode::Forwarder => "(b) forwarder -> hello",
+            Mode::ForwarderLean => "(b') forwarder, 64 KiB stack -> hello",
             Mode::Dispatcher => "(c) dispatcher -> hello (subdomain)",
             Mode::CustomDomainCached => "(d) custom domain, cache warm",
             Mode::CustomDomainUncached => "(e) custom domain, cache off",
@@ -75,7 +82,13 @@ fn counting_app_with(variables: &[(&str, &str)], count_host_calls: bool) -> App 
     for (name, value) in variables {
         options.variables.insert(name.to_string(), value.to_string());
     }
-    let options = options.worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"]);
+    let options = options
+        .worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"])
+        .worker_with_outbound(
+            "forwarder-lean",
+            wasm_path("forwarder-lean"),
+            &["http://hello.spin.internal"],
+        );
     let app = App::new(options).expect("app starts");
     let schema = std::fs::read_to_string(project_root().join("db/sqlite/schema.sql")).expect("schema file");
     app.sqlite_execute_batch(&schema).expect("schema applies");
@@ -102,6 +115,11 @@ async fn one_request(apps: &Apps, mode: Mode) {
         Mode::Forwarder => {
             apps.main
                 .handle_with("forwarder", get("hello.localhost:3000", "/"), client)
+                .await
+        }
+        Mode::ForwarderLean => {
+            apps.main
+                .handle_with("forwarder-lean", get("hello.localhost:3000", "/"), client)
                 .await
         }
         Mode::Dispatcher => apps.main.handle(get("hello.localhost:3000", "/"), client).await,
@@ -145,7 +163,9 @@ fn main() {
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let only: Option<usize> = std::env::var("BENCH_ONLY").ok().and_then(|v| v.parse().ok());
+    let only: Option<Vec<usize>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').filter_map(|i| i.trim().parse().ok()).collect());
 
     // One worker thread: the components run on one core, as in the spin-facts measurements.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -162,7 +182,7 @@ fn main() {
             .iter()
             .copied()
             .enumerate()
-            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .filter(|(i, _)| only.as_ref().is_none_or(|o| o.contains(i)))
             .collect();
         for (_, mode) in &modes {
             one_request(&apps, *mode).await; // warm-up, and a check that each mode works
@@ -181,18 +201,17 @@ fn main() {
         for (i, mode) in &modes {
             println!("  {:<38} {:>9.0}", mode.label(), medians[*i]);
         }
-        if only.is_none() {
-            println!("b/a (chaining cost)           {:.3}", medians[1] / medians[0]);
-            println!(
-                "c/b (dispatcher vs forwarder) {:.3}   target >= 0.95",
-                medians[2] / medians[1]
-            );
-            println!(
-                "d/c (custom domain, cached)   {:.3}   target >= 0.9",
-                medians[3] / medians[2]
-            );
-            println!("e/c (custom domain, uncached) {:.3}", medians[4] / medians[2]);
-        }
+        let ratio = |label: &str, top: usize, bottom: usize, target: &str| {
+            let value = medians[top] / medians[bottom];
+            if value.is_finite() {
+                println!("{label:<34}{value:.3}{target}");
+            }
+        };
+        ratio("b/a (chaining cost)", 1, 0, "");
+        ratio("c/b (dispatcher vs forwarder)", 3, 1, "   target >= 0.95");
+        ratio("c/b' (vs forwarder, same stack)", 3, 2, "   the dispatcher's own work");
+        ratio("d/c (custom domain, cached)", 4, 3, "   target >= 0.9");
+        ratio("e/c (custom domain, uncached)", 5, 3, "");
         // Host calls are most of a component's cost here, so their count explains the ratios.
         let counting = Apps {
             main: counting_app_with(&[], true),
@@ -206,7 +225,7 @@ fn main() {
             };
             // A component may still be running (writing its log line) after its response ends.
             let settled = || async {
-                for component in ["dispatcher", "forwarder", "hello"] {
+                for component in ["dispatcher", "forwarder", "forwarder-lean", "hello"] {
                     app.wait_idle(component).await;
                 }
                 app.host_calls()
@@ -223,11 +242,18 @@ fn main() {
             let listed: Vec<String> = calls.iter().map(|(id, n)| format!("{id} {n}")).collect();
             println!("  {:<38} {}", mode.label(), listed.join(" + "));
         }
-        for component in ["hello", "forwarder", "dispatcher"] {
+        for component in ["hello", "forwarder", "forwarder-lean", "dispatcher"] {
             let cost = apps.main.instantiation_cost(component, 1000).await;
-            println!("instantiation {component:<11} {:>6.1} us", cost.as_secs_f64() * 1e6);
+            println!("instantiation {component:<14} {:>6.1} us", cost.as_secs_f64() * 1e6);
         }
-        for package in ["libra-dispatcher", "docs", "hello", "echo", "forwarder"] {
+        for package in [
+            "libra-dispatcher",
+            "docs",
+            "hello",
+            "echo",
+            "forwarder",
+            "forwarder-lean",
+        ] {
             let size = std::fs::metadata(wasm_path(package)).map(|m| m.len()).unwrap_or(0);
             println!("wasm size {:<18} {:>8} bytes", package, size);
         }

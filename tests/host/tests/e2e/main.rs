@@ -7,6 +7,7 @@ mod api_contract;
 mod custom_domains;
 mod docs;
 mod errors_and_logs;
+mod footprint;
 mod forwarding;
 mod limits_and_failures;
 mod manifest;
