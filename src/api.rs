@@ -60,20 +60,21 @@ pub struct Routing {
 /// `http://my-app.localhost:3000/`).
 pub fn namespace_info<'a>(
     config: &'a Config,
+    workers: &[WorkerName],
     namespace: &'a str,
     scheme: &str,
     port: Option<&str>,
     timestamp: &'a str,
     request_id: &'a str,
 ) -> NamespaceInfo<'a> {
-    let example = config.workers.first().map_or("my-app", WorkerName::as_str);
+    let example = workers.first().map_or("my-app", WorkerName::as_str);
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     NamespaceInfo {
         service: SERVICE,
         version: VERSION,
         namespace: Namespace {
             name: namespace,
-            worker_count: config.workers.len(),
+            worker_count: workers.len(),
         },
         routing: Routing {
             subdomain: format!("{scheme}://{example}.{}{port}/", config.base_domain),
@@ -97,7 +98,8 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        let info = serde_json::to_value(namespace_info(&config, "prod", "https", None, "t", "rid")).unwrap();
+        let workers = config.workers().unwrap();
+        let info = serde_json::to_value(namespace_info(&config, &workers, "prod", "https", None, "t", "rid")).unwrap();
         assert_eq!(info["namespace"]["name"], "prod");
         assert_eq!(info["namespace"]["workerCount"], 2);
         assert_eq!(info["routing"]["subdomain"], "https://echo.libra.sh/");

@@ -50,8 +50,10 @@ pub struct Config {
     pub dispatcher_hosts: Vec<String>,
     /// Reserved names on top of the built-in list, lowercase.
     pub reserved_names: Vec<String>,
-    /// The namespace: the workers deployed beside the dispatcher, sorted.
-    pub workers: Vec<WorkerName>,
+    /// The namespace (`workers`) as configured. Routing only asks whether one already-validated
+    /// name is in it, which is a scan of this text: a namespace of thousands of workers costs
+    /// no parsing or allocation per request. [`Config::workers`] validates the whole list.
+    workers: String,
     pub max_body_bytes: u64,
     pub upstream_timeout_ms: u64,
     pub log_level: LogLevel,
@@ -80,13 +82,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reserved_names: Vec<String> = list(&get("reserved_names")).map(str::to_ascii_lowercase).collect();
-        let mut workers = list(&get("workers"))
-            .map(|w| {
-                WorkerName::parse(w, &reserved_names).map_err(|e| fail("workers", format!("'{w}': {}", e.explain())))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        workers.sort();
-        workers.dedup();
+        let workers = get("workers");
         let max_body_bytes = get("max_body_bytes")
             .trim()
             .parse::<u64>()
@@ -125,9 +121,25 @@ impl Config {
     }
 
     /// Whether `name` is deployed. Decided locally: asking Spin for an unknown
-    /// `*.spin.internal` name is denied with an error log, or traps the caller.
+    /// `*.spin.internal` name is denied with an error log, or traps the caller. An invalid entry
+    /// in `workers` can never equal a valid name, so it cannot route anything.
     pub fn has_worker(&self, name: &WorkerName) -> bool {
-        self.workers.binary_search(name).is_ok()
+        list(&self.workers).any(|entry| entry.eq_ignore_ascii_case(name.as_str()))
+    }
+
+    /// The namespace, validated, sorted and without repeats, for the endpoints that describe it.
+    pub fn workers(&self) -> Result<Vec<WorkerName>, ConfigError> {
+        let mut workers = list(&self.workers)
+            .map(|w| {
+                WorkerName::parse(w, &self.reserved_names).map_err(|e| ConfigError {
+                    variable: "workers",
+                    problem: format!("'{w}': {}", e.explain()),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        workers.sort();
+        workers.dedup();
+        Ok(workers)
     }
 }
 
@@ -185,6 +197,10 @@ fn normalise_configured_host(value: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn config_of(pairs: &[(&str, &str)]) -> Config {
+        config(pairs).unwrap()
+    }
+
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
@@ -213,11 +229,15 @@ mod tests {
         .unwrap();
         assert_eq!(config.base_domain, "libra.sh");
         assert_eq!(config.dispatcher_hosts, vec!["dispatcher.libra.dev", "api.example.com"]);
-        let names: Vec<&str> = config.workers.iter().map(WorkerName::as_str).collect();
+        let workers = config.workers().unwrap();
+        let names: Vec<&str> = workers.iter().map(WorkerName::as_str).collect();
         assert_eq!(names, vec!["echo", "hello"]);
         assert_eq!(config.reserved_names, vec!["billing"]);
         assert!(config.has_worker(&WorkerName::parse("echo", &[]).unwrap()));
         assert!(!config.has_worker(&WorkerName::parse("ghost", &[]).unwrap()));
+        assert!(!config.has_worker(&WorkerName::parse("hell", &[]).unwrap()));
+        let upper = config_of(&[("workers", " My-App ,x")]);
+        assert!(upper.has_worker(&WorkerName::parse("my-app", &[]).unwrap()));
     }
 
     #[test]
@@ -243,8 +263,17 @@ mod tests {
             "upstream_timeout_ms"
         );
         assert_eq!(config(&[("log_level", "loud")]).unwrap_err().variable, "log_level");
-        assert_eq!(config(&[("workers", "ok,bad_name")]).unwrap_err().variable, "workers");
-        assert_eq!(config(&[("workers", "api")]).unwrap_err().variable, "workers");
         assert_eq!(config(&[("base_domain", "")]).unwrap_err().variable, "base_domain");
+    }
+
+    #[test]
+    fn a_bad_worker_entry_routes_nothing_and_is_reported_by_the_namespace_endpoints() {
+        let config = config_of(&[("workers", "ok,bad_name,api")]);
+        assert!(config.has_worker(&WorkerName::parse("ok", &[]).unwrap()));
+        assert_eq!(config.workers().unwrap_err().variable, "workers");
+        assert_eq!(
+            config_of(&[("workers", "api")]).workers().unwrap_err().variable,
+            "workers"
+        );
     }
 }

@@ -32,7 +32,7 @@ pub fn run(
     let outgoing = OutgoingRequest::new(io::fields(&forward.headers));
     let _ = outgoing.set_method(&io::method_from_name(method));
     let _ = outgoing.set_scheme(Some(&Scheme::Http));
-    let _ = outgoing.set_authority(Some(&format!("{}.spin.internal", forward.worker)));
+    let _ = outgoing.set_authority(Some(&[forward.worker.as_str(), ".spin.internal"].concat()));
     let _ = outgoing.set_path_with_query(Some(&forward.path_and_query));
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), request.consume()) else {
         return Err((response_out, DispatchError::WorkerFailed));

@@ -118,10 +118,7 @@ fn serve(
                     Some(error.code()),
                 );
             }
-            return (
-                respond_endpoint(*endpoint, response_out, head, request_id, config),
-                None,
-            );
+            respond_endpoint(*endpoint, response_out, head, request_id, config)
         }
         Ok(Step::Forward(forward)) => forward::run(request, response_out, forward, &head.method, request_id, config),
         Ok(Step::CustomDomain) => match custom_domain_forward(head, decision_host, request_id, config) {
@@ -211,8 +208,22 @@ fn respond_endpoint(
     head: &RequestHead,
     request_id: &str,
     config: &Config,
-) -> u16 {
+) -> Result<u16, (ResponseOutparam, DispatchError)> {
     let timestamp = io::now_rfc3339();
+    // Only the endpoints that describe the namespace validate all of it (routing never needs to).
+    let workers = match endpoint {
+        Endpoint::Health => Vec::new(),
+        Endpoint::HealthDetailed | Endpoint::NamespaceInfo => match config.workers() {
+            Ok(workers) => workers,
+            Err(problem) => {
+                eprintln!(
+                    "libra-dispatcher: variable {} is invalid: {}",
+                    problem.variable, problem.problem
+                );
+                return Err((response_out, DispatchError::Configuration));
+            }
+        },
+    };
     let body = match endpoint {
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
         Endpoint::HealthDetailed => {
@@ -233,20 +244,20 @@ fn respond_endpoint(
                 backend,
                 latency_ms,
             };
-            let report = api::health_detailed(&timestamp, &environment, database, config.workers.len());
+            let report = api::health_detailed(&timestamp, &environment, database, workers.len());
             let status = if report.healthy() { 200 } else { 503 };
             let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
-            return io::send_json(response_out, status, &body, request_id, &head.method);
+            return Ok(io::send_json(response_out, status, &body, request_id, &head.method));
         }
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
             let port = request_port(head);
             let namespace = variable("namespace");
             serde_json::to_vec(&api::namespace_info(
-                config, &namespace, scheme, port, &timestamp, request_id,
+                config, &workers, &namespace, scheme, port, &timestamp, request_id,
             ))
         }
     }
     .expect("endpoint bodies always serialise");
-    io::send_json(response_out, 200, &body, request_id, &head.method)
+    Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
 }

@@ -82,7 +82,12 @@ pub fn client_ip(headers: &Headers) -> Option<String> {
         Some(rest) => rest.split_once(']')?.0,
         None => addr.rsplit_once(':').map_or(addr, |(ip, _)| ip),
     };
-    ip.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        // Rust's parser accepts only canonical dotted quads (no leading zeros), so the text is
+        // already canonical and is copied without going through `fmt`.
+        std::net::IpAddr::V4(_) => Some(ip.to_string()),
+        v6 => Some(v6.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +169,11 @@ mod tests {
             Some("::1")
         );
         assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "not-an-ip:1")])), None);
+        assert_eq!(client_ip(&headers_of(&[("spin-client-addr", "010.1.2.3:1")])), None);
+        assert_eq!(
+            client_ip(&headers_of(&[("spin-client-addr", "[0:0::0001]:1")])).as_deref(),
+            Some("::1")
+        );
         assert_eq!(proto(&headers_of(&[("spin-full-url", "HTTPS://a/")])), "https");
     }
 }

@@ -96,6 +96,31 @@ async fn bad_hosts_are_400() {
     }
 }
 
+/// Routing only asks whether one valid name is listed, so a bad entry cannot route anything and
+/// need not take the platform down; the endpoints that describe the namespace report it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_workers_entry_is_reported_where_the_namespace_is_described() {
+    let app = App::new(options().variable("workers", "echo,hello,Bad_Name")).unwrap();
+    assert_eq!(get("echo.localhost", "/").send(&app).await.status, 200);
+    assert_eq!(
+        get("localhost", "/dispatch/bad_name/").send(&app).await.problem(),
+        "invalid_worker_name"
+    );
+    for path in ["/dispatch", "/health/detailed"] {
+        let reply = get("localhost", path).send(&app).await;
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (500, "configuration_error"),
+            "{path}"
+        );
+        assert!(!reply.text().contains("Bad_Name"), "{}", reply.text());
+    }
+    let log = access_log(&app).await;
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[3]["error"], "configuration_error");
+    assert_eq!(log[3]["status"], 500);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_configuration_is_a_500_that_leaks_nothing() {
     let app = App::new(options().variable("max_body_bytes", "ten megabytes")).unwrap();
