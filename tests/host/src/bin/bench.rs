@@ -10,7 +10,7 @@
 //!   (h) the dispatcher answering `/health` itself, for scale.
 //! The rounds interleave the modes so machine noise hits them alike; medians are reported.
 //!
-//! Usage: bench [seconds-per-sample] [rounds] [concurrency]   (defaults: 1 5 16)
+//! Usage: bench [seconds-per-sample] [rounds] [concurrency]   (defaults: 0.5 24 16)
 //! `BENCH_VAR_<NAME>=value` overrides a Spin variable; `BENCH_ONLY=1,2` runs only those modes
 //! (0-based indexes into the list above).
 
@@ -160,8 +160,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(0.5);
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(24);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let only: Option<Vec<usize>> = std::env::var("BENCH_ONLY")
         .ok()
@@ -188,24 +188,37 @@ fn main() {
             one_request(&apps, *mode).await; // warm-up, and a check that each mode works
         }
         let mut results = vec![Vec::new(); MODES.len()];
-        for _ in 0..rounds {
-            for (i, mode) in &modes {
+        for round in 0..rounds {
+            // Every other round runs the modes backwards, so a drift in machine speed during a
+            // round does not favour the modes that come first.
+            let mut order = modes.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for (i, mode) in &order {
                 results[*i].push(sample(&apps, *mode, Duration::from_secs_f64(seconds), concurrency).await);
             }
         }
         println!("requests/s (median of {rounds} x {seconds}s samples, concurrency {concurrency}, one core):");
         let medians: Vec<f64> = results
-            .into_iter()
-            .map(|r| if r.is_empty() { f64::NAN } else { median(r) })
+            .iter()
+            .map(|r| if r.is_empty() { f64::NAN } else { median(r.clone()) })
             .collect();
         for (i, mode) in &modes {
             println!("  {:<38} {:>9.0}", mode.label(), medians[*i]);
         }
+        // Ratios pair the two modes' samples of the same round, so slow drifts cancel; the
+        // median of those is printed, with the lowest and highest.
+        println!("ratios (median of per-round ratios, and their range):");
         let ratio = |label: &str, top: usize, bottom: usize, target: &str| {
-            let value = medians[top] / medians[bottom];
-            if value.is_finite() {
-                println!("{label:<34}{value:.3}{target}");
+            if results[top].is_empty() || results[bottom].is_empty() {
+                return;
             }
+            let per_round: Vec<f64> = results[top].iter().zip(&results[bottom]).map(|(t, b)| t / b).collect();
+            let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = per_round.iter().copied().fold(0.0, f64::max);
+            let value = median(per_round);
+            println!("  {label:<34}{value:.3}  ({low:.3}-{high:.3}){target}");
         };
         ratio("b/a (chaining cost)", 1, 0, "");
         ratio("c/b (dispatcher vs forwarder)", 3, 1, "   target >= 0.95");
