@@ -153,9 +153,15 @@ async fn sample(apps: &Apps, mode: Mode, duration: Duration, concurrency: usize)
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The middle value (the mean of the two middle ones for an even count); NaN if there is none.
 fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn main() {
@@ -200,16 +206,15 @@ fn main() {
             }
         }
         println!("requests/s (median of {rounds} x {seconds}s samples, concurrency {concurrency}, one core):");
-        let medians: Vec<f64> = results
-            .iter()
-            .map(|r| if r.is_empty() { f64::NAN } else { median(r.clone()) })
-            .collect();
+        let medians: Vec<f64> = results.iter().map(|r| median(r.clone())).collect();
         for (i, mode) in &modes {
             println!("  {:<38} {:>9.0}", mode.label(), medians[*i]);
         }
-        // Ratios pair the two modes' samples of the same round, so slow drifts cancel; the
-        // median of those is printed, with the lowest and highest.
-        println!("ratios (median of per-round ratios, and their range):");
+        // Ratios pair the two modes' samples of the same round, so slow drifts cancel. A forward
+        // round and the reversed one after it are combined (geometric mean), so a drift within
+        // rounds cancels too; the median over those pairs is printed, with the range of the
+        // per-round ratios.
+        println!("ratios (median over pairs of rounds, and the per-round range):");
         let ratio = |label: &str, top: usize, bottom: usize, target: &str| {
             if results[top].is_empty() || results[bottom].is_empty() {
                 return;
@@ -217,7 +222,12 @@ fn main() {
             let per_round: Vec<f64> = results[top].iter().zip(&results[bottom]).map(|(t, b)| t / b).collect();
             let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
             let high = per_round.iter().copied().fold(0.0, f64::max);
-            let value = median(per_round);
+            let value = median(
+                per_round
+                    .chunks(2)
+                    .map(|pair| pair.iter().product::<f64>().powf(1.0 / pair.len() as f64))
+                    .collect(),
+            );
             println!("  {label:<34}{value:.3}  ({low:.3}-{high:.3}){target}");
         };
         ratio("b/a (chaining cost)", 1, 0, "");

@@ -3,48 +3,64 @@
 //! dispatcher does not need is time spent on every request (see the README's "Performance").
 
 use libra_test_host::wasm_path;
-use wasmparser::{ConstExpr, Operator, Parser, Payload};
+use wasmparser::{ConstExpr, DataKind, Encoding, Operator, Parser, Payload};
 
 const PAGE: u64 = 64 * 1024;
 
-/// Per core module: (initial memory pages, initial `__stack_pointer`, lowest data offset).
-fn layout(package: &str) -> Vec<(u64, Option<i32>, Option<u64>)> {
+/// Per core module: (initial memory pages, initial `__stack_pointer`, lowest data offset). A
+/// module without its own memory (an adapter importing it) gets an entry of its own, so its
+/// globals are never taken for another module's.
+#[derive(Default, Clone, Copy)]
+struct Layout {
+    pages: Option<u64>,
+    stack_pointer: Option<i32>,
+    lowest_data: Option<u64>,
+}
+
+fn layouts(package: &str) -> Vec<Layout> {
     let bytes = std::fs::read(wasm_path(package)).expect("build the components first (scripts/test)");
-    let mut modules = Vec::new();
+    let mut modules: Vec<Layout> = Vec::new();
     for payload in Parser::new(0).parse_all(&bytes) {
         match payload.expect("a valid component") {
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } => modules.push(Layout::default()),
             Payload::MemorySection(memories) => {
-                for memory in memories {
-                    modules.push((memory.unwrap().initial, None, None));
-                }
+                let module = modules.last_mut().expect("inside a module");
+                module.pages = memories.into_iter().next().map(|m| m.unwrap().initial);
             }
             // The first mutable i32 global of a Rust module is its stack pointer.
             Payload::GlobalSection(globals) => {
-                let stack_pointer = globals
+                let module = modules.last_mut().expect("inside a module");
+                module.stack_pointer = globals
                     .into_iter()
                     .map(Result::unwrap)
                     .find(|g| g.ty.mutable)
                     .and_then(|g| i32_const(&g.init_expr));
-                if let Some(module) = modules.last_mut() {
-                    module.1 = stack_pointer;
-                }
             }
             Payload::DataSection(data) => {
-                let lowest = data
+                let module = modules.last_mut().expect("inside a module");
+                module.lowest_data = data
                     .into_iter()
                     .filter_map(|d| match d.unwrap().kind {
-                        wasmparser::DataKind::Active { offset_expr, .. } => i32_const(&offset_expr),
-                        wasmparser::DataKind::Passive => None,
+                        DataKind::Active { offset_expr, .. } => i32_const(&offset_expr),
+                        DataKind::Passive => None,
                     })
-                    .min();
-                if let Some(module) = modules.last_mut() {
-                    module.2 = lowest.map(|offset| offset as u64);
-                }
+                    .min()
+                    .map(|offset| offset as u64);
             }
             _ => {}
         }
     }
     modules
+}
+
+/// The one module that defines a memory: the program's own.
+fn program(package: &str) -> Layout {
+    let with_memory: Vec<Layout> = layouts(package).into_iter().filter(|m| m.pages.is_some()).collect();
+    assert_eq!(with_memory.len(), 1, "{package}: one module defines a memory");
+    with_memory[0]
 }
 
 fn i32_const(expr: &ConstExpr) -> Option<i32> {
@@ -56,22 +72,18 @@ fn i32_const(expr: &ConstExpr) -> Option<i32> {
 
 #[test]
 fn the_dispatcher_links_a_small_stack_first_in_memory() {
-    let modules = layout("libra-dispatcher");
-    let (pages, stack_pointer, lowest_data) = modules
-        .iter()
-        .copied()
-        .find(|(pages, _, _)| *pages > 0)
-        .expect("the dispatcher has a memory");
+    let dispatcher = program("libra-dispatcher");
     // Stack first: an overflow runs below address 0 and traps instead of overwriting data.
-    let stack_pointer = stack_pointer.expect("a stack pointer") as u64;
+    let stack_pointer = dispatcher.stack_pointer.expect("a stack pointer") as u64;
     assert_eq!(stack_pointer, 64 * 1024, "build.rs sets a 64 KiB stack");
-    assert!(lowest_data.expect("data") >= stack_pointer, "data lies above the stack");
+    assert!(
+        dispatcher.lowest_data.expect("data") >= stack_pointer,
+        "data lies above the stack"
+    );
+    let pages = dispatcher.pages.unwrap();
     assert!(pages * PAGE <= 128 * 1024, "initial memory {pages} pages");
 
     // The control: a component linked with Rust's defaults starts at over a megabyte.
-    let (default_pages, _, _) = layout("forwarder")
-        .into_iter()
-        .find(|(pages, _, _)| *pages > 0)
-        .unwrap();
+    let default_pages = program("forwarder").pages.unwrap();
     assert!(default_pages * PAGE > 1024 * 1024, "{default_pages} pages");
 }
