@@ -114,7 +114,7 @@ def _parse_block(src, indent, name):
     first = src.peek()
     if first is None or first[1] < indent:
         return None
-    if first[2] == "-" or first[2].startswith("- "):
+    if _is_item(first[2]):
         return _parse_seq(src, first[1], name)
     return _parse_map(src, first[1], name)
 
@@ -128,23 +128,34 @@ def _parse_value(src, rest, parent_indent, lineno, name, allow_same_indent_seq):
         return None
     if nxt[1] > parent_indent:
         return _parse_block(src, nxt[1], name)
-    if allow_same_indent_seq and nxt[1] == parent_indent and (nxt[2] == "-" or nxt[2].startswith("- ")):
+    if allow_same_indent_seq and nxt[1] == parent_indent and _is_item(nxt[2]):
         return _parse_seq(src, parent_indent, name)
     return None
+
+
+def _next_at(src, indent, name):
+    """The next line if it belongs to a block at `indent`, as (lineno, content, where); else None."""
+    line = src.peek()
+    if line is None or line[1] < indent:
+        return None
+    lineno, ind, content = line
+    where = f"{name}:{lineno}"
+    if ind > indent:
+        raise YamlError(f"{where}: unexpected indentation")
+    return lineno, content, where
+
+
+def _is_item(content):
+    return content == "-" or content.startswith("- ")
 
 
 def _parse_map(src, indent, name):
     result = {}
     while True:
-        line = src.peek()
-        if line is None or line[1] < indent:
+        line = _next_at(src, indent, name)
+        if line is None or _is_item(line[1]):
             return result
-        lineno, ind, content = line
-        where = f"{name}:{lineno}"
-        if ind > indent:
-            raise YamlError(f"{where}: unexpected indentation")
-        if content == "-" or content.startswith("- "):
-            return result
+        lineno, content, where = line
         kv = _split_key(content, where)
         if kv is None:
             raise YamlError(f"{where}: expected `key: value`, got {content!r}")
@@ -158,22 +169,17 @@ def _parse_map(src, indent, name):
 def _parse_seq(src, indent, name):
     result = []
     while True:
-        line = src.peek()
-        if line is None or line[1] < indent:
+        line = _next_at(src, indent, name)
+        if line is None or not _is_item(line[1]):
             return result
-        lineno, ind, content = line
-        where = f"{name}:{lineno}"
-        if ind > indent:
-            raise YamlError(f"{where}: unexpected indentation")
-        if not (content == "-" or content.startswith("- ")):
-            return result
+        lineno, content, where = line
         item = content[1:].lstrip()
         src.pos += 1
         if item == "":
             result.append(_parse_block(src, indent + 1, name))
             continue
-        item_indent = ind + (len(content) - len(item))
-        if item[0] not in "'\"[{" and (item == "-" or item.startswith("- ")):
+        item_indent = indent + (len(content) - len(item))
+        if item[0] not in "'\"[{" and _is_item(item):
             raise YamlError(f"{where}: nested inline sequences are not supported")
         if _split_key(item, where) is not None:
             # `- key: value` opens a mapping whose keys sit at the column of `key`.

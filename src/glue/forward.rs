@@ -10,14 +10,12 @@ use wasi::http::types::{
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-use super::io;
+use super::{Failure, io};
 use crate::config::Config;
 use crate::error::DispatchError;
 use crate::pipeline::{Forward, downstream};
 
 const CHUNK: u64 = 64 * 1024;
-
-type Failure = (ResponseOutparam, DispatchError);
 
 /// Sends the request to the worker and streams its response back. Before the response starts, a
 /// failure is handed back for the caller to answer; after, it can only cut the body short.

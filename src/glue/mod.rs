@@ -10,11 +10,15 @@ use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 use crate::access_log::{self, AccessLog};
 use crate::api;
-use crate::config::{Config, DomainConfig};
+use crate::config::{Config, ConfigError, DomainConfig};
 use crate::error::DispatchError;
 use crate::pipeline::route::{Endpoint, RouteKind};
 use crate::pipeline::{self, RequestHead, Step};
 use crate::request_id;
+
+/// A response not yet sent and the error to answer it with: what a step hands back when it
+/// fails before its response has started.
+type Failure = (ResponseOutparam, DispatchError);
 
 struct Dispatcher;
 
@@ -50,11 +54,7 @@ impl Guest for Dispatcher {
                 (status, Some(decision), error)
             }
             Err(problem) => {
-                eprintln!(
-                    "libra-dispatcher: variable {} is invalid: {}",
-                    problem.variable, problem.problem
-                );
-                let error = DispatchError::Configuration;
+                let error = configuration_error(problem);
                 (
                     io::send_problem(response_out, &error, &request_id, &head.method),
                     None,
@@ -147,13 +147,7 @@ fn custom_domain_forward(
     config: &Config,
 ) -> Result<pipeline::Forward, DispatchError> {
     let host = host.expect("a custom domain has a host");
-    let domains = DomainConfig::from_lookup(spin_variable).map_err(|problem| {
-        eprintln!(
-            "libra-dispatcher: variable {} is invalid: {}",
-            problem.variable, problem.problem
-        );
-        DispatchError::Configuration
-    })?;
+    let domains = DomainConfig::from_lookup(spin_variable).map_err(|problem| configuration_error(&problem))?;
     let worker =
         domains::resolve(&host.name, config, &domains, request_id)?.ok_or(DispatchError::CustomDomainNotFound)?;
     pipeline::prepare_forward(
@@ -165,6 +159,16 @@ fn custom_domain_forward(
         request_id,
         config,
     )
+}
+
+/// Logs which variable is unusable and why (for the operator, never the client) and gives the
+/// error the client gets.
+fn configuration_error(problem: &ConfigError) -> DispatchError {
+    eprintln!(
+        "libra-dispatcher: variable {} is invalid: {}",
+        problem.variable, problem.problem
+    );
+    DispatchError::Configuration
 }
 
 /// A Spin variable's value; `None` when the host does not define it. The one place the
@@ -208,20 +212,14 @@ fn respond_endpoint(
     head: &RequestHead,
     request_id: &str,
     config: &Config,
-) -> Result<u16, (ResponseOutparam, DispatchError)> {
+) -> Result<u16, Failure> {
     let timestamp = io::now_rfc3339();
     // Only the endpoints that describe the namespace validate all of it (routing never needs to).
     let workers = match endpoint {
         Endpoint::Health => Vec::new(),
         Endpoint::HealthDetailed | Endpoint::NamespaceInfo => match config.workers() {
             Ok(workers) => workers,
-            Err(problem) => {
-                eprintln!(
-                    "libra-dispatcher: variable {} is invalid: {}",
-                    problem.variable, problem.problem
-                );
-                return Err((response_out, DispatchError::Configuration));
-            }
+            Err(problem) => return Err((response_out, configuration_error(&problem))),
         },
     };
     let body = match endpoint {

@@ -158,16 +158,16 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         let Some(rest) = path.strip_prefix(prefix) else {
             continue;
         };
-        if rest.is_empty() || rest.starts_with('/') {
-            // The method first: a TRACE is refused whatever name it carries.
-            crate::pipeline::admit::check_forwardable_method(method)?;
+        let worker_path = rest.strip_prefix('/');
+        if worker_path.is_none() && !rest.is_empty() {
+            continue; // `/dispatchx` is not a dispatch path.
         }
-        if rest.is_empty() {
-            return resolve_query_dispatch(method, query, config);
-        }
-        if let Some(rest) = rest.strip_prefix('/') {
-            return resolve_path_dispatch(rest, query, config);
-        }
+        // The method first: a TRACE is refused whatever name it carries.
+        crate::pipeline::admit::check_forwardable_method(method)?;
+        return match worker_path {
+            Some(rest) => resolve_path_dispatch(rest, query, config),
+            None => resolve_query_dispatch(method, query, config),
+        };
     }
     Err(DispatchError::NotFound)
 }

@@ -82,13 +82,9 @@ fn counting_app_with(variables: &[(&str, &str)], count_host_calls: bool) -> App 
     for (name, value) in variables {
         options.variables.insert(name.to_string(), value.to_string());
     }
-    let options = options
-        .worker_with_outbound("forwarder", wasm_path("forwarder"), &["http://hello.spin.internal"])
-        .worker_with_outbound(
-            "forwarder-lean",
-            wasm_path("forwarder-lean"),
-            &["http://hello.spin.internal"],
-        );
+    for forwarder in ["forwarder", "forwarder-lean"] {
+        options = options.worker_with_outbound(forwarder, wasm_path(forwarder), &["http://hello.spin.internal"]);
+    }
     let app = App::new(options).expect("app starts");
     let schema = std::fs::read_to_string(project_root().join("db/sqlite/schema.sql")).expect("schema file");
     app.sqlite_execute_batch(&schema).expect("schema applies");
@@ -107,19 +103,14 @@ fn get(host: &str, path: &str) -> http::Request<Empty<Bytes>> {
 async fn one_request(apps: &Apps, mode: Mode) {
     let client: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let response = match mode {
-        Mode::Direct => {
+        Mode::Direct | Mode::Forwarder | Mode::ForwarderLean => {
+            let component = match mode {
+                Mode::Direct => "hello",
+                Mode::Forwarder => "forwarder",
+                _ => "forwarder-lean",
+            };
             apps.main
-                .handle_with("hello", get("hello.localhost:3000", "/"), client)
-                .await
-        }
-        Mode::Forwarder => {
-            apps.main
-                .handle_with("forwarder", get("hello.localhost:3000", "/"), client)
-                .await
-        }
-        Mode::ForwarderLean => {
-            apps.main
-                .handle_with("forwarder-lean", get("hello.localhost:3000", "/"), client)
+                .handle_with(component, get("hello.localhost:3000", "/"), client)
                 .await
         }
         Mode::Dispatcher => apps.main.handle(get("hello.localhost:3000", "/"), client).await,
