@@ -2,12 +2,11 @@
 //! browser, schemathesis). Each request goes through [`App::handle`] with the peer's address, so
 //! the semantics are exactly those of the in-process tests.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use anyhow::Result;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -52,11 +51,12 @@ pub async fn serve_http(app: App, addr: SocketAddr) -> Result<HttpServer> {
                     let app = app.clone();
                     async move {
                         let request = request.map(|body| body.map_err(wasmtime_wasi_http::p2::hyper_request_error));
-                        Ok::<_, Infallible>(app.handle(request, peer).await)
+                        app.handle(request, peer).await
                     }
                 });
-                let connection =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                // As Spin serves (`trigger-http/src/server.rs`): HTTP/1 and h2c, hyper's defaults.
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(error) = connection.await {
                     eprintln!("test host: connection from {peer}: {error}");
                 }

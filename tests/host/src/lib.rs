@@ -14,13 +14,16 @@
 
 mod bindings;
 mod chaining;
+pub mod harness;
 mod http_server;
 mod key_value;
 pub mod manifest;
 mod postgres;
 pub mod postgres_server;
+pub mod spin_cli;
 mod spin_headers;
 mod sqlite;
+pub mod stats;
 mod variables;
 
 use std::collections::{BTreeMap, HashMap};
@@ -325,23 +328,25 @@ impl App {
         })))
     }
 
-    /// Serves one request from a client at `client_addr`, as `spin up` would.
+    /// Serves one request from a client at `client_addr`, as `spin up` would. `Err` where Spin
+    /// closes the connection without answering (it cannot tell the request's authority).
     pub async fn handle<B>(
         &self,
         request: http::Request<B>,
         client_addr: SocketAddr,
-    ) -> http::Response<HyperOutgoingBody>
+    ) -> Result<http::Response<HyperOutgoingBody>, spin_headers::NoAuthority>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        spin_headers::authority(&request)?;
         let path = request.uri().path().to_string();
         let Some((route, component)) = self.0.routes.iter().find(|(route, _)| route_matches(route, &path)) else {
-            return spin_headers::empty_response(404);
+            return Ok(spin_headers::empty_response(404));
         };
         let (route, component) = (route.clone(), component.clone());
-        self.0.clone().serve(&component, &route, request, client_addr).await
+        Ok(self.0.clone().serve(&component, &route, request, client_addr).await)
     }
 
     /// Serves a request with `component` directly, as if a public route matched it (the
@@ -414,6 +419,18 @@ impl App {
             .lock()
             .unwrap()
             .insert(("default".to_string(), key.to_string()), value.to_vec());
+    }
+
+    /// The keys of the `default` key-value store.
+    pub fn key_value_keys(&self) -> Vec<String> {
+        self.0
+            .key_value
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(label, _)| label == "default")
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 
     /// Empties the `default` key-value store.

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use http::header::{CONNECTION, HOST};
 use http::{HeaderValue, Uri};
 use http_body_util::{BodyExt, Empty};
@@ -15,7 +15,47 @@ pub fn is_service_chaining_host(host: &str) -> bool {
     host.ends_with(".spin.internal")
 }
 
+/// A request whose authority Spin cannot determine (`set_req_uri` in `trigger-http/src/server.rs`):
+/// Spin's service fails, and hyper closes the connection without any response.
+#[derive(Debug)]
+pub struct NoAuthority(pub String);
+
+impl std::fmt::Display for NoAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAuthority {}
+
+/// The request's authority as Spin determines it: from `Host` (a client's `*.spin.internal` Host
+/// is stripped first), else from an absolute-form URI; both present must agree.
+pub fn authority(request: &http::Request<WasiBody>) -> Result<http::uri::Authority, NoAuthority> {
+    let refuse = |why: &str| NoAuthority(why.to_string());
+    let header = request
+        .headers()
+        .get(HOST)
+        .filter(|h| !h.to_str().is_ok_and(is_service_chaining_host));
+    let header_authority = match header {
+        Some(host) => Some(
+            host.to_str()
+                .map_err(|_| refuse("'Host' header is not valid UTF-8"))?
+                .parse::<http::uri::Authority>()
+                .map_err(|_| refuse("'Host' header contains an invalid authority"))?,
+        ),
+        None => None,
+    };
+    match (header_authority, request.uri().authority().cloned()) {
+        (None, None) => Err(refuse("no 'Host' header present in request")),
+        (Some(header), Some(uri)) if header != uri => {
+            Err(refuse("authority in 'Host' header does not match authority in URI"))
+        }
+        (Some(authority), _) | (None, Some(authority)) => Ok(authority),
+    }
+}
+
 pub fn prepare(request: &mut http::Request<WasiBody>, route: &str, client_addr: SocketAddr) -> Result<()> {
+    let authority = authority(request)?;
     let chained_host = request
         .headers()
         .get(HOST)
@@ -31,21 +71,6 @@ pub fn prepare(request: &mut http::Request<WasiBody>, route: &str, client_addr: 
         std::str::from_utf8(value.as_bytes()).context("header value is not UTF-8")?;
     }
 
-    // The authority comes from `Host`, or else from the URI; Spin refuses a request with neither.
-    let header_authority = match request.headers().get(HOST) {
-        Some(host) => Some(
-            host.to_str()
-                .context("'Host' is not valid")?
-                .parse::<http::uri::Authority>()
-                .context("'Host' is not an authority")?,
-        ),
-        None => None,
-    };
-    let authority = match (header_authority, request.uri().authority().cloned()) {
-        (Some(header), _) => header,
-        (None, Some(uri)) => uri,
-        (None, None) => bail!("no 'Host' header present in request"),
-    };
     let path_and_query = request
         .uri()
         .path_and_query()

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::{App, AppOptions, project_root, wasm_path};
 
 #[derive(Clone, Copy)]
@@ -113,10 +114,15 @@ async fn one_request(apps: &Apps, mode: Mode) {
                 .handle_with(component, get("hello.localhost:3000", "/"), client)
                 .await
         }
-        Mode::Dispatcher => apps.main.handle(get("hello.localhost:3000", "/"), client).await,
-        Mode::CustomDomainCached => apps.main.handle(get("shop.example.com", "/"), client).await,
-        Mode::CustomDomainUncached => apps.uncached.handle(get("shop.example.com", "/"), client).await,
-        Mode::Health => apps.main.handle(get("localhost:3000", "/health"), client).await,
+        Mode::Dispatcher | Mode::CustomDomainCached | Mode::CustomDomainUncached | Mode::Health => {
+            let (app, host, path) = match mode {
+                Mode::Dispatcher => (&apps.main, "hello.localhost:3000", "/"),
+                Mode::CustomDomainCached => (&apps.main, "shop.example.com", "/"),
+                Mode::CustomDomainUncached => (&apps.uncached, "shop.example.com", "/"),
+                _ => (&apps.main, "localhost:3000", "/health"),
+            };
+            app.handle(get(host, path), client).await.expect("has a Host")
+        }
     };
     assert_eq!(response.status(), 200, "{} failed", mode.label());
     let body = response.into_body().collect().await.expect("body").to_bytes();
@@ -142,17 +148,6 @@ async fn sample(apps: &Apps, mode: Mode, duration: Duration, concurrency: usize)
         total += task.await.expect("task");
     }
     total as f64 / started.elapsed().as_secs_f64()
-}
-
-/// The middle value (the mean of the two middle ones for an even count); NaN if there is none.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|v| v.is_finite());
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 fn main() {
@@ -207,19 +202,9 @@ fn main() {
         // per-round ratios.
         println!("ratios (median over pairs of rounds, and the per-round range):");
         let ratio = |label: &str, top: usize, bottom: usize, target: &str| {
-            if results[top].is_empty() || results[bottom].is_empty() {
-                return;
+            if let Some((value, low, high)) = paired_ratio(&results[top], &results[bottom]) {
+                println!("  {label:<34}{value:.3}  ({low:.3}-{high:.3}){target}");
             }
-            let per_round: Vec<f64> = results[top].iter().zip(&results[bottom]).map(|(t, b)| t / b).collect();
-            let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = per_round.iter().copied().fold(0.0, f64::max);
-            let value = median(
-                per_round
-                    .chunks(2)
-                    .map(|pair| pair.iter().product::<f64>().powf(1.0 / pair.len() as f64))
-                    .collect(),
-            );
-            println!("  {label:<34}{value:.3}  ({low:.3}-{high:.3}){target}");
         };
         ratio("b/a (chaining cost)", 1, 0, "");
         ratio("c/b (dispatcher vs forwarder)", 3, 1, "   target >= 0.95");

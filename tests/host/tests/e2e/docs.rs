@@ -3,9 +3,9 @@
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openapi_json_is_the_document_built_from_the_router() {
-    let app = app();
+on_both_hosts!(openapi_json_is_the_document_built_from_the_router);
+async fn openapi_json_is_the_document_built_from_the_router(host: HostKind) {
+    let app = app(host).await;
     let reply = get("localhost:3000", "/openapi.json").send(&app).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -13,9 +13,9 @@ async fn openapi_json_is_the_document_built_from_the_router() {
     assert_eq!(reply.json(), libra_dispatcher::openapi::document());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docs_page_script_and_icon_are_served_offline() {
-    let app = app();
+on_both_hosts!(docs_page_script_and_icon_are_served_offline);
+async fn docs_page_script_and_icon_are_served_offline(host: HostKind) {
+    let app = app(host).await;
     let page = get("localhost", "/docs").send(&app).await;
     assert_eq!(page.status, 200);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
@@ -49,9 +49,9 @@ async fn docs_page_script_and_icon_are_served_offline() {
     assert_eq!(icon.bytes().as_ref(), shipped.as_slice());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_answers_without_a_body_and_writes_are_refused() {
-    let app = app();
+on_both_hosts!(head_answers_without_a_body_and_writes_are_refused);
+async fn head_answers_without_a_body_and_writes_are_refused(host: HostKind) {
+    let app = app(host).await;
     let head = request("HEAD", "localhost", "/openapi.json").send(&app).await;
     assert_eq!(head.status, 200);
     assert!(head.bytes().is_empty());
@@ -61,9 +61,9 @@ async fn head_answers_without_a_body_and_writes_are_refused() {
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenant_hosts_keep_their_own_docs_paths() {
-    let app = app();
+on_both_hosts!(tenant_hosts_keep_their_own_docs_paths);
+async fn tenant_hosts_keep_their_own_docs_paths(host: HostKind) {
+    let app = app(host).await;
     for path in ["/docs", "/openapi.json", "/favicon.ico", "/docs/scalar.js"] {
         let reply = get("echo.localhost", path).send(&app).await;
         assert_eq!(reply.status, 200, "{path}");
@@ -71,9 +71,9 @@ async fn tenant_hosts_keep_their_own_docs_paths() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_docs_component_is_not_a_worker() {
-    let app = app();
+on_both_hosts!(the_docs_component_is_not_a_worker);
+async fn the_docs_component_is_not_a_worker(host: HostKind) {
+    let app = app(host).await;
     let by_path = get("localhost", "/dispatch/docs/openapi.json").send(&app).await;
     assert_eq!(by_path.status, 400);
     assert_eq!(by_path.problem(), "reserved_worker_name");
@@ -87,23 +87,23 @@ async fn the_docs_component_is_not_a_worker() {
     assert_eq!(unknown.problem(), "not_found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docs_requests_are_logged_as_such() {
-    let app = app();
+on_both_hosts!(docs_requests_are_logged_as_such);
+async fn docs_requests_are_logged_as_such(host: HostKind) {
+    let app = app(host).await;
     let reply = get("localhost", "/docs").send(&app).await;
     assert_eq!(reply.status, 200);
-    let lines = access_log(&app).await;
-    let line = lines.iter().find(|l| l["path"] == "/docs").expect("a log line");
+    let line = log_of(&app, &reply).await;
+    assert_eq!(line["path"], "/docs");
     assert_eq!(line["route"], "docs");
     assert_eq!(line["worker"], "docs");
     assert_eq!(line["status"], 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_script_is_gzipped_for_clients_that_accept_it() {
+on_both_hosts!(the_script_is_gzipped_for_clients_that_accept_it);
+async fn the_script_is_gzipped_for_clients_that_accept_it(host: HostKind) {
     use std::io::Read;
 
-    let app = app();
+    let app = app(host).await;
     let plain = get("localhost", "/docs/scalar.js").send(&app).await;
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(plain.header("vary"), Some("accept-encoding"));

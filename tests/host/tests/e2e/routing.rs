@@ -1,11 +1,10 @@
 //! Which worker a request reaches, and what path it sees, in every routing mode.
 
 use crate::support::*;
-use libra_test_host::App;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged() {
-    let app = app();
+on_both_hosts!(subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged);
+async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged(host: HostKind) {
+    let app = app(host).await;
     let reply = request("PATCH", "echo.localhost:3000", "/a/b%20c?x=1&y=%2F")
         .send_body(&app, "payload")
         .await;
@@ -28,9 +27,9 @@ async fn subdomain_reaches_the_worker_with_method_path_query_and_body_unchanged(
     assert!(hello.text().contains("hello.localhost:3000"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subdomain_host_is_case_insensitive_and_may_end_in_a_dot() {
-    let app = app();
+on_both_hosts!(subdomain_host_is_case_insensitive_and_may_end_in_a_dot);
+async fn subdomain_host_is_case_insensitive_and_may_end_in_a_dot(host: HostKind) {
+    let app = app(host).await;
     for host in ["ECHO.LOCALHOST", "echo.localhost.", "Echo.Localhost.:8080"] {
         let reply = get(host, "/").send(&app).await;
         assert_eq!(reply.status, 200, "{host}: {}", reply.text());
@@ -38,9 +37,9 @@ async fn subdomain_host_is_case_insensitive_and_may_end_in_a_dot() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
-    let app = app();
+on_both_hosts!(path_dispatch_strips_the_prefix_and_keeps_the_query);
+async fn path_dispatch_strips_the_prefix_and_keeps_the_query(host: HostKind) {
+    let app = app(host).await;
     for (target, path, query) in [
         ("/dispatch/echo/a/b?x=1", "/a/b", Some("x=1")),
         ("/api/dispatch/echo/deep/er", "/deep/er", None),
@@ -57,9 +56,9 @@ async fn path_dispatch_strips_the_prefix_and_keeps_the_query() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method() {
-    let app = app();
+on_both_hosts!(query_dispatch_sends_root_and_the_other_parameters_for_any_method);
+async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method(host: HostKind) {
+    let app = app(host).await;
     let reply = request("PUT", "127.0.0.1:3000", "/dispatch?a=1&worker=echo&b=2")
         .send_body(&app, "x")
         .await;
@@ -74,9 +73,9 @@ async fn query_dispatch_sends_root_and_the_other_parameters_for_any_method() {
     assert_eq!(reply.json()["query"], serde_json::Value::Null);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant() {
-    let app = app();
+on_both_hosts!(dispatcher_paths_on_a_tenant_host_belong_to_the_tenant);
+async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant(host: HostKind) {
+    let app = app(host).await;
     for target in [
         "/health",
         "/dispatch",
@@ -91,18 +90,18 @@ async fn dispatcher_paths_on_a_tenant_host_belong_to_the_tenant() {
         let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
         assert_eq!(echoed["path"], path, "echo itself answered {target}");
         assert_eq!(echoed["query"].as_str(), query);
+        let line = log_of(&app, &reply).await;
+        assert_eq!(
+            (line["worker"].as_str(), line["route"].as_str()),
+            (Some("echo"), Some("subdomain")),
+            "{target}"
+        );
     }
-    let log = access_log(&app).await;
-    assert!(
-        log.iter()
-            .all(|line| line["worker"] == "echo" && line["route"] == "subdomain"),
-        "{log:?}"
-    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_on_a_dispatcher_host() {
-    let app = App::new(options().variable("environment", "staging")).unwrap();
+on_both_hosts!(health_on_a_dispatcher_host);
+async fn health_on_a_dispatcher_host(host: HostKind) {
+    let app = start(host, spec().variable("environment", "staging")).await;
     let reply = get("localhost:3000", "/health").send(&app).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -118,9 +117,9 @@ async fn health_on_a_dispatcher_host() {
     assert!(head.bytes().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespace_info_counts_workers_and_shows_working_examples() {
-    let app = App::new(options().variable("namespace", "libra-prod")).unwrap();
+on_both_hosts!(namespace_info_counts_workers_and_shows_working_examples);
+async fn namespace_info_counts_workers_and_shows_working_examples(host: HostKind) {
+    let app = start(host, spec().variable("namespace", "libra-prod")).await;
     let reply = get("localhost:3000", "/dispatch").send(&app).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let info = reply.json();
@@ -135,15 +134,15 @@ async fn namespace_info_counts_workers_and_shows_working_examples() {
     assert_eq!(example.status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn base_domain_and_dispatcher_hosts_come_from_variables() {
-    let app = App::new(
-        options()
+on_both_hosts!(base_domain_and_dispatcher_hosts_come_from_variables);
+async fn base_domain_and_dispatcher_hosts_come_from_variables(host: HostKind) {
+    let app = start(
+        host,
+        spec()
             .variable("base_domain", "libra.sh")
             .variable("dispatcher_hosts", "dispatcher.libra.dev"),
     )
-    .unwrap();
-    seed_sqlite_schema(&app);
+    .await;
     assert_eq!(get("echo.libra.sh", "/x").send(&app).await.json()["path"], "/x");
     assert_eq!(get("libra.sh", "/health").send(&app).await.status, 200);
     assert_eq!(get("dispatcher.libra.dev", "/health").send(&app).await.status, 200);
@@ -158,9 +157,9 @@ async fn base_domain_and_dispatcher_hosts_come_from_variables() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed() {
-    let app = app();
+on_both_hosts!(other_hosts_are_custom_domains_and_deeper_names_are_not_routed);
+async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed(host: HostKind) {
+    let app = app(host).await;
     let reply = get("shop.example.com", "/").send(&app).await;
     assert_eq!(
         (reply.status, reply.problem().as_str()),
@@ -170,12 +169,14 @@ async fn other_hosts_are_custom_domains_and_deeper_names_are_not_routed() {
     assert_eq!((reply.status, reply.problem().as_str()), (404, "host_not_routed"));
     let reply = get("localhost", "/nothing-here").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (404, "not_found"));
-    assert!(app.outbound_requests().is_empty());
+    if let Some(test_host) = app.test_host() {
+        assert!(test_host.outbound_requests().is_empty());
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_workers_are_404_in_every_mode_without_calling_spin() {
-    let app = app();
+on_both_hosts!(unknown_workers_are_404_in_every_mode_without_calling_spin);
+async fn unknown_workers_are_404_in_every_mode_without_calling_spin(host: HostKind) {
+    let app = app(host).await;
     for request in [
         get("ghost.localhost", "/"),
         get("localhost", "/dispatch/ghost/"),
@@ -185,12 +186,15 @@ async fn unknown_workers_are_404_in_every_mode_without_calling_spin() {
         assert_eq!((reply.status, reply.problem().as_str()), (404, "worker_not_found"));
         assert!(reply.json()["detail"].as_str().unwrap().contains("'ghost'"));
     }
-    assert!(app.outbound_requests().is_empty(), "{:?}", app.outbound_requests());
+    if let Some(test_host) = app.test_host() {
+        let outbound = test_host.outbound_requests();
+        assert!(outbound.is_empty(), "{outbound:?}");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_name_validator_for_every_mode() {
-    let app = app();
+on_both_hosts!(one_name_validator_for_every_mode);
+async fn one_name_validator_for_every_mode(host: HostKind) {
+    let app = app(host).await;
     let long = "a".repeat(64);
     let cases: Vec<(&str, &str)> = vec![
         ("", "missing_worker_name"),
@@ -240,16 +244,19 @@ async fn one_name_validator_for_every_mode() {
             .status,
         200
     );
-    assert!(
-        app.outbound_requests()
-            .iter()
-            .all(|target| target == "http://echo.spin.internal")
-    );
+    if let Some(test_host) = app.test_host() {
+        assert!(
+            test_host
+                .outbound_requests()
+                .iter()
+                .all(|target| target == "http://echo.spin.internal")
+        );
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn extra_reserved_names_come_from_a_variable() {
-    let app = App::new(options().variable("reserved_names", "billing, Status")).unwrap();
+on_both_hosts!(extra_reserved_names_come_from_a_variable);
+async fn extra_reserved_names_come_from_a_variable(host: HostKind) {
+    let app = start(host, spec().variable("reserved_names", "billing, Status")).await;
     assert_eq!(
         get("billing.localhost", "/").send(&app).await.problem(),
         "reserved_worker_name"

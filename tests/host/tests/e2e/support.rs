@@ -1,73 +1,67 @@
-//! Request helpers shared by the end-to-end tests.
-
-use std::convert::Infallible;
-use std::net::SocketAddr;
+//! Request helpers shared by the end-to-end tests. Every request goes over real HTTP to the app,
+//! served by the test host or by a real `spin up` (see [`on_both_hosts!`]).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
-use libra_test_host::{App, AppOptions, wasm_path};
+use http_body_util::Full;
+pub use libra_test_host::harness::{AppSpec, HostKind, Reply, Running};
 use serde_json::Value;
 
-pub const CLIENT: &str = "127.0.0.1:40123";
+/// Runs the test function `$name(host: HostKind)` on both hosts, as `$name::test_host` and
+/// `$name::spin`: written once, checked against the test host and a real `spin up`.
+macro_rules! on_both_hosts {
+    ($name:ident) => {
+        mod $name {
+            use super::HostKind;
 
-/// The shipped manifest plus the test-only `faulty` worker in the namespace.
-pub fn options() -> AppOptions {
-    AppOptions::default()
-        .worker("faulty", wasm_path("faulty"))
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn test_host() {
+                super::$name(HostKind::TestHost).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn spin() {
+                super::$name(HostKind::Spin).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_hosts;
+
+/// The shipped manifest plus the test-only `faulty` worker in the namespace, and the custom-domain
+/// table (no rows) in the embedded SQLite database.
+pub fn spec() -> AppSpec {
+    AppSpec::default()
+        .worker("faulty", "faulty")
         .variable("workers", "echo,faulty,hello")
+        .sqlite_file("db/sqlite/schema.sql")
 }
 
-/// An app whose embedded SQLite database has the `project` table (and no rows).
-pub fn app() -> App {
-    let app = App::new(options()).expect("app starts");
-    seed_sqlite_schema(&app);
-    app
+pub async fn start(host: HostKind, spec: AppSpec) -> Running {
+    Running::start(host, &spec).await.expect("the app starts")
 }
 
-pub fn seed_sqlite_schema(app: &App) {
-    let schema = std::fs::read_to_string(libra_test_host::project_root().join("db/sqlite/schema.sql")).unwrap();
-    app.sqlite_execute_batch(&schema).expect("schema applies");
+/// The default app on `host`.
+pub async fn app(host: HostKind) -> Running {
+    start(host, spec()).await
 }
 
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Result<Bytes, String>,
+/// What the project's tests ask of a response beyond the harness' basics.
+pub trait ReplyExt {
+    fn problem(&self) -> String;
+    fn echoed_header(&self, name: &str) -> Option<String>;
 }
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("ASCII header"))
-            .collect()
-    }
-
-    pub fn bytes(&self) -> &Bytes {
-        self.body.as_ref().expect("body arrives complete")
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(self.bytes()).into_owned()
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(self.bytes()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
+impl ReplyExt for Reply {
     /// The problem document's `code`, after checking the RFC 9457 shape and the request id.
-    pub fn problem(&self) -> String {
+    fn problem(&self) -> String {
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json"),
-            "{}",
-            self.text()
+            "status {}: {}",
+            self.status,
+            self.body
+                .as_ref()
+                .map_or_else(|e| e.clone(), |b| String::from_utf8_lossy(b).into_owned())
         );
         let body = self.json();
         assert_eq!(body["status"], self.status, "{body}");
@@ -79,7 +73,7 @@ impl Reply {
     }
 
     /// What the `echo` worker says it received.
-    pub fn echoed_header(&self, name: &str) -> Option<String> {
+    fn echoed_header(&self, name: &str) -> Option<String> {
         self.json()["headers"][name].as_str().map(str::to_string)
     }
 }
@@ -92,12 +86,7 @@ pub struct Request<'a> {
 }
 
 pub fn get<'a>(host: &'a str, target: &'a str) -> Request<'a> {
-    Request {
-        method: "GET",
-        host: Some(host),
-        target,
-        headers: Vec::new(),
-    }
+    request("GET", host, target)
 }
 
 pub fn request<'a>(method: &'a str, host: &'a str, target: &'a str) -> Request<'a> {
@@ -126,40 +115,24 @@ impl<'a> Request<'a> {
         builder
     }
 
-    pub async fn send(self, app: &App) -> Reply {
+    pub async fn send(self, app: &Running) -> Reply {
         self.send_body(app, Bytes::new()).await
     }
 
-    pub async fn send_body(self, app: &App, body: impl Into<Bytes>) -> Reply {
+    pub async fn send_body(self, app: &Running, body: impl Into<Bytes>) -> Reply {
         let request = self.builder().body(Full::new(body.into())).expect("valid request");
-        collect(app.handle(request, CLIENT.parse::<SocketAddr>().unwrap()).await).await
+        app.send(request).await
     }
 
     /// Sends `chunks` as a streamed body with no `Content-Length`.
-    pub async fn send_stream(self, app: &App, chunks: Vec<Bytes>) -> Reply {
-        let stream = futures::stream::iter(chunks.into_iter().map(|c| Ok::<_, Infallible>(Frame::data(c))));
-        let request = self.builder().body(StreamBody::new(stream)).expect("valid request");
-        collect(app.handle(request, CLIENT.parse::<SocketAddr>().unwrap()).await).await
+    pub async fn send_stream(self, app: &Running, chunks: Vec<Bytes>) -> Reply {
+        app.send_stream(self.builder(), chunks).await
     }
 }
 
-async fn collect(response: http::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>) -> Reply {
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string());
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// The dispatcher's access-log lines, once every dispatcher invocation has finished.
-pub async fn access_log(app: &App) -> Vec<Value> {
-    app.wait_idle("dispatcher").await;
-    app.stdout("dispatcher")
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
-        .collect()
+/// The access-log line of the request `reply` answered.
+pub async fn log_of(app: &Running, reply: &Reply) -> Value {
+    app.access_line(reply.request_id()).await
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

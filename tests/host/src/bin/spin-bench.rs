@@ -1,0 +1,264 @@
+//! The benchmark on a real Spin: `spin up` pinned to one core, `wrk` pinned to the other, every
+//! mode interleaved in rounds (alternately forwards and backwards), ratios paired per round.
+//! Performance targets are judged on these numbers; `bench` (the test host) is the fast loop.
+//!
+//! Modes, each a request for the same `hello` page:
+//!   (a) `hello` routed directly (a public route added for the benchmark),
+//!   (b) a wit-bindgen forwarder chaining to it, Rust's default 1 MiB stack,
+//!   (l) the same forwarder linked with a 64 KiB stack, as the dispatcher is (the lean one),
+//!   (s) a spin-sdk forwarder (`#[http_component]`, `spin_sdk::http::send`), as tenants write,
+//!   (c) the dispatcher, by subdomain,
+//!   (d) the dispatcher, by custom domain from SQLite, the cache warm,
+//!   (e) the same with the cache off (a second app, idle while the others run),
+//!   (h) the dispatcher's own `/health`.
+//!
+//! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
+//! `BENCH_ONLY=a,l,c` picks modes; `BENCH_CORES=0,1` the cores for Spin and wrk.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions};
+use libra_test_host::stats::{median, paired_ratio};
+use libra_test_host::{project_root, wasm_path};
+
+#[derive(Clone, Copy)]
+struct Mode {
+    key: char,
+    label: &'static str,
+    host: &'static str,
+    path: &'static str,
+    /// Served by the app with the domain cache off.
+    uncached: bool,
+}
+
+const MODES: &[Mode] = &[
+    Mode {
+        key: 'a',
+        label: "(a) hello, direct",
+        host: "localhost",
+        path: "/bench/direct",
+        uncached: false,
+    },
+    Mode {
+        key: 'b',
+        label: "(b) forwarder -> hello",
+        host: "localhost",
+        path: "/bench/forwarder",
+        uncached: false,
+    },
+    Mode {
+        key: 'l',
+        label: "(l) forwarder, 64 KiB stack -> hello",
+        host: "localhost",
+        path: "/bench/forwarder-lean",
+        uncached: false,
+    },
+    Mode {
+        key: 's',
+        label: "(s) spin-sdk forwarder -> hello",
+        host: "localhost",
+        path: "/bench/forwarder-sdk",
+        uncached: false,
+    },
+    Mode {
+        key: 'c',
+        label: "(c) dispatcher, subdomain",
+        host: "hello.localhost",
+        path: "/",
+        uncached: false,
+    },
+    Mode {
+        key: 'd',
+        label: "(d) custom domain, cache warm",
+        host: "shop.example.com",
+        path: "/",
+        uncached: false,
+    },
+    Mode {
+        key: 'e',
+        label: "(e) custom domain, cache off",
+        host: "shop.example.com",
+        path: "/",
+        uncached: true,
+    },
+    Mode {
+        key: 'h',
+        label: "(h) dispatcher /health",
+        host: "localhost",
+        path: "/health",
+        uncached: false,
+    },
+];
+
+/// What `wrk` measured in one run.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    requests_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn seed_file() -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("libra-bench-seed-{}.sql", std::process::id()));
+    std::fs::write(
+        &path,
+        "INSERT INTO project (id, custom_domain, custom_domain_status, is_active, production_deploy_url) \
+         VALUES ('bench', 'shop.example.com', 'active', 1, 'http://hello.localhost:3000');",
+    )?;
+    Ok(path)
+}
+
+fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
+    let mut options = SpinOptions {
+        wrapper: vec!["taskset".into(), "-c".into(), spin_core.into()],
+        ..SpinOptions::default()
+    };
+    for (name, value) in variables {
+        options.variables.insert(name.to_string(), value.to_string());
+    }
+    for forwarder in ["forwarder", "forwarder-lean", "forwarder-sdk"] {
+        options.extra_workers.push(ExtraWorker {
+            id: forwarder.into(),
+            wasm: wasm_path(forwarder),
+            allowed_outbound_hosts: vec!["http://hello.spin.internal".into()],
+        });
+        options
+            .public_routes
+            .push((format!("/bench/{forwarder}/..."), forwarder.into()));
+    }
+    options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
+    options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
+    SpinApp::start(&options)
+}
+
+fn wrk(core: &str, app: &SpinApp, mode: &Mode, seconds: f64, concurrency: usize) -> Result<Sample> {
+    let output = Command::new("taskset")
+        .args(["-c", core, "wrk", "-t1", "--latency"])
+        .arg(format!("-c{concurrency}"))
+        .arg(format!("-d{seconds}s"))
+        .args(["-H", &format!("Host: {}", mode.host)])
+        .arg(format!("{}{}", app.url(), mode.path))
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    }
+    if text.contains("Non-2xx or 3xx responses") || text.contains("Socket errors") {
+        bail!("{}: errors under load:\n{text}", mode.label);
+    }
+    let field = |prefix: &str| -> Result<&str> {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .map(str::trim)
+            .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
+    };
+    Ok(Sample {
+        requests_per_s: field("Requests/sec:")?.parse()?,
+        p50_ms: milliseconds(field("50%")?)?,
+        p99_ms: milliseconds(field("99%")?)?,
+    })
+}
+
+/// wrk prints latencies as `812.00us`, `8.15ms` or `1.02s`.
+fn milliseconds(text: &str) -> Result<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        bail!("latency '{text}'")
+    };
+    Ok(number.parse::<f64>()? * factor)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4.0);
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6);
+    let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let cores = std::env::var("BENCH_CORES").unwrap_or_else(|_| "0,1".into());
+    let (spin_core, wrk_core) = cores.split_once(',').context("BENCH_CORES=<spin>,<wrk>")?;
+    let only = std::env::var("BENCH_ONLY").ok();
+    let modes: Vec<Mode> = MODES
+        .iter()
+        .copied()
+        .filter(|m| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|k| k.trim() == m.key.to_string()))
+        })
+        .collect();
+
+    let main_app = app(spin_core, &[])?;
+    let uncached = app(
+        spin_core,
+        &[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")],
+    )?;
+    let app_for = |mode: &Mode| if mode.uncached { &uncached } else { &main_app };
+    for mode in &modes {
+        // Warm-up, and a check that every mode answers 200 under load.
+        wrk(wrk_core, app_for(mode), mode, 1.0, concurrency)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..modes.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            samples[i].push(wrk(wrk_core, app_for(&modes[i]), &modes[i], seconds, concurrency)?);
+        }
+    }
+
+    println!(
+        "real Spin ({}), Spin on core {spin_core}, wrk on core {wrk_core}: {rounds} rounds x {seconds} s, concurrency {concurrency}",
+        String::from_utf8_lossy(
+            &Command::new(libra_test_host::spin_cli::spin_binary()?)
+                .arg("--version")
+                .output()?
+                .stdout
+        )
+        .trim()
+    );
+    println!(
+        "  {:<40} {:>9} {:>9} {:>9} {:>9}",
+        "mode", "req/s", "us/req", "p50 ms", "p99 ms"
+    );
+    let requests: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| s.iter().map(|s| s.requests_per_s).collect())
+        .collect();
+    for (i, mode) in modes.iter().enumerate() {
+        let rate = median(requests[i].clone());
+        println!(
+            "  {:<40} {:>9.0} {:>9.0} {:>9.2} {:>9.2}",
+            mode.label,
+            rate,
+            1e6 / rate,
+            median(samples[i].iter().map(|s| s.p50_ms).collect()),
+            median(samples[i].iter().map(|s| s.p99_ms).collect()),
+        );
+    }
+    println!("ratios (median over pairs of rounds, and the per-round range):");
+    let index = |key: char| modes.iter().position(|m| m.key == key);
+    for (top, bottom, label, target) in [
+        ('b', 'a', "b/a (chaining cost)", ""),
+        ('c', 'b', "c/b (dispatcher vs forwarder)", ""),
+        ('c', 'l', "c/l (dispatcher vs lean forwarder)", "   target >= 0.90"),
+        ('c', 's', "c/s (dispatcher vs spin-sdk forwarder)", ""),
+        ('l', 's', "l/s (lean vs spin-sdk forwarder)", ""),
+        ('d', 'c', "d/c (custom domain, cached)", "   target >= 0.95"),
+        ('e', 'c', "e/c (custom domain, uncached)", ""),
+    ] {
+        if let (Some(t), Some(b)) = (index(top), index(bottom))
+            && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
+        {
+            println!("  {label:<40} {value:.3}  ({low:.3}-{high:.3}){target}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! A real `spin up` of the app, for tests and benchmarks that must see what Spin itself does (the
+//! test host only mirrors it). The Spin CLI comes from `$LIBRA_SPIN`, else `spin` on `PATH`, else
+//! `~/.local/bin/spin` (where `../shared/tools/spin/install` puts it).
+//!
+//! Each [`SpinApp`] has a state directory of its own (key-value store, SQLite database, component
+//! logs), a manifest written for it (the shipped `spin.toml` with absolute sources, plus any
+//! test-only workers), a port the kernel chose (`--listen 127.0.0.1:0`; Spin reports it with
+//! `--format json`), and dies with the test process.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::project_root;
+
+/// A worker added to the app for a test: component id, `.wasm` and `allowed_outbound_hosts`.
+#[derive(Debug, Clone)]
+pub struct ExtraWorker {
+    pub id: String,
+    pub wasm: PathBuf,
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpinOptions {
+    /// The manifest to start from.
+    pub manifest: PathBuf,
+    /// `--variable name=value`.
+    pub variables: BTreeMap<String, String>,
+    /// Components added with private routes.
+    pub extra_workers: Vec<ExtraWorker>,
+    /// SQL files run against the `default` database at start (`--sqlite @file`).
+    pub sqlite_files: Vec<PathBuf>,
+    /// A runtime configuration file's text (`--runtime-config-file`); `{state}` is replaced by
+    /// the app's state directory.
+    pub runtime_config: Option<String>,
+    /// Environment variables for the Spin process (`SPIN_VARIABLE_*` included).
+    pub env: Vec<(String, String)>,
+    /// Extra arguments for `spin up`.
+    pub args: Vec<String>,
+    /// Public routes added to components: `(route, component id)`, e.g. `("/direct/...", "hello")`.
+    pub public_routes: Vec<(String, String)>,
+    /// A command that runs Spin, such as `taskset -c 0` (it must exec Spin in its own process).
+    pub wrapper: Vec<String>,
+    /// The address to listen on; port 0 lets the kernel choose.
+    pub listen: SocketAddr,
+}
+
+impl Default for SpinOptions {
+    fn default() -> Self {
+        SpinOptions {
+            manifest: project_root().join("spin.toml"),
+            variables: BTreeMap::new(),
+            extra_workers: Vec::new(),
+            sqlite_files: Vec::new(),
+            runtime_config: None,
+            env: Vec::new(),
+            args: Vec::new(),
+            public_routes: Vec::new(),
+            wrapper: Vec::new(),
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+        }
+    }
+}
+
+/// A running `spin up`; dropping it kills the process and removes its state.
+pub struct SpinApp {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+/// The Spin CLI to run.
+pub fn spin_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LIBRA_SPIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("spin"))
+        .find(|candidate| candidate.is_file());
+    let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/bin/spin"));
+    on_path
+        .or(home.filter(|path| path.is_file()))
+        .ok_or_else(|| anyhow!("the Spin CLI is missing: run ../shared/tools/spin/install (scripts/test does)"))
+}
+
+impl SpinApp {
+    pub fn start(options: &SpinOptions) -> Result<SpinApp> {
+        let dir = tempfile::Builder::new().prefix("libra-spin-").tempdir()?;
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(&manifest, test_manifest(options)?)?;
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state)?;
+
+        let spin = spin_binary()?;
+        let mut command = match options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&spin);
+                command
+            }
+            None => Command::new(&spin),
+        };
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(&manifest)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--listen")
+            .arg(options.listen.to_string())
+            .args(["--format", "json", "--quiet"]);
+        for (name, value) in &options.variables {
+            command.arg("--variable").arg(format!("{name}={value}"));
+        }
+        for file in &options.sqlite_files {
+            command.arg("--sqlite").arg(format!("@{}", file.display()));
+        }
+        if let Some(text) = &options.runtime_config {
+            let path = dir.path().join("runtime-config.toml");
+            std::fs::write(&path, text.replace("{state}", &state.display().to_string()))?;
+            command.arg("--runtime-config-file").arg(path);
+        }
+        command.args(&options.args);
+        // Only what the test says: no variables or settings leak in from the environment, and
+        // the env provider's `.env` is looked for in the (empty) app directory.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SPIN_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
+        command
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("spin-stderr.txt"))?);
+        let mut child = spawn_tied_to_this_process(command)?;
+        let stdout = child.stdout.take().expect("piped");
+        let addr = match read_base_url(stdout) {
+            Ok(addr) => addr,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = std::fs::read_to_string(dir.path().join("spin-stderr.txt")).unwrap_or_default();
+                bail!("spin up did not start: {error:#}\n{stderr}");
+            }
+        };
+        Ok(SpinApp { child, addr, dir })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The app's state directory (`--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Everything `component` wrote to stdout so far (Spin's `<state>/logs/<id>_stdout.txt`).
+    pub fn stdout(&self, component: &str) -> String {
+        std::fs::read_to_string(self.state_dir().join("logs").join(format!("{component}_stdout.txt")))
+            .unwrap_or_default()
+    }
+
+    /// What `component` wrote to stderr so far.
+    pub fn stderr(&self, component: &str) -> String {
+        std::fs::read_to_string(self.state_dir().join("logs").join(format!("{component}_stderr.txt")))
+            .unwrap_or_default()
+    }
+
+    /// What Spin itself printed to stderr.
+    pub fn spin_stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("spin-stderr.txt")).unwrap_or_default()
+    }
+
+    /// The `default` SQLite database's file, which a test may write to while Spin runs.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.state_dir().join("sqlite_db.db")
+    }
+
+    /// The `default` key-value store's file (table `spin_key_value`).
+    pub fn key_value_path(&self) -> PathBuf {
+        self.state_dir().join("sqlite_key_value.db")
+    }
+
+    /// Resident and peak resident memory of the Spin process, in KiB (`/proc/<pid>/status`).
+    pub fn memory_kib(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| -> Result<u64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse().ok())
+                .with_context(|| format!("{name} missing from /proc status"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The manifest a test runs: the base manifest with every source made absolute (the file is
+/// written elsewhere), build sections dropped (the components are built already), and the extra
+/// workers added with private routes.
+pub fn test_manifest(options: &SpinOptions) -> Result<String> {
+    let text = std::fs::read_to_string(&options.manifest)
+        .with_context(|| format!("reading {}", options.manifest.display()))?;
+    let mut manifest: toml::Table = text.parse()?;
+    let base = options.manifest.parent().unwrap_or(Path::new("."));
+    let components = manifest
+        .get_mut("component")
+        .and_then(toml::Value::as_table_mut)
+        .context("the manifest has no components")?;
+    for (_, component) in components.iter_mut() {
+        let component = component.as_table_mut().context("a component is a table")?;
+        component.remove("build");
+        if let Some(source) = component.get("source").and_then(toml::Value::as_str) {
+            let absolute = base.join(source);
+            component.insert("source".into(), absolute.display().to_string().into());
+        }
+    }
+    for worker in &options.extra_workers {
+        let mut component = toml::Table::new();
+        component.insert("source".into(), worker.wasm.display().to_string().into());
+        if !worker.allowed_outbound_hosts.is_empty() {
+            component.insert(
+                "allowed_outbound_hosts".into(),
+                toml::Value::Array(worker.allowed_outbound_hosts.iter().map(|h| h.clone().into()).collect()),
+            );
+        }
+        components.insert(worker.id.clone(), component.into());
+    }
+    let triggers = manifest
+        .get_mut("trigger")
+        .and_then(|t| t.get_mut("http"))
+        .and_then(toml::Value::as_array_mut)
+        .context("the manifest has no HTTP triggers")?;
+    for worker in &options.extra_workers {
+        let mut trigger = toml::Table::new();
+        let mut route = toml::Table::new();
+        route.insert("private".into(), true.into());
+        trigger.insert("route".into(), route.into());
+        trigger.insert("component".into(), worker.id.clone().into());
+        triggers.push(trigger.into());
+    }
+    for (route, component) in &options.public_routes {
+        let mut trigger = toml::Table::new();
+        trigger.insert("route".into(), route.clone().into());
+        trigger.insert("component".into(), component.clone().into());
+        triggers.push(trigger.into());
+    }
+    Ok(toml::to_string(&manifest)?)
+}
+
+/// Reads Spin's `--format json` announcement (a JSON object over several lines) and returns the
+/// address it serves; what Spin prints after it is drained in the background.
+fn read_base_url(stdout: std::process::ChildStdout) -> Result<SocketAddr> {
+    let mut reader = BufReader::new(stdout);
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("spin exited before announcing its address; it printed: {text}");
+        }
+        text.push_str(&line);
+        if let Ok(announcement) = serde_json::from_str::<serde_json::Value>(&text) {
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = reader.read_to_end(&mut sink);
+            });
+            let url = announcement["base_url"]
+                .as_str()
+                .with_context(|| format!("no base_url in {text}"))?;
+            return url
+                .strip_prefix("http://")
+                .unwrap_or(url)
+                .parse()
+                .with_context(|| format!("base_url {url}"));
+        }
+    }
+}
+
+/// Starts `command` with `PR_SET_PDEATHSIG`, from a thread that lives as long as the process:
+/// the signal is sent when the *thread* that forked exits, so forking from a test's own thread
+/// would kill Spin when that test's thread ends.
+fn spawn_tied_to_this_process(mut command: Command) -> Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("spin-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in receiver {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("spawner thread starts");
+        Mutex::new(sender)
+    });
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let (reply, result) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((command, reply))
+        .map_err(|_| anyhow!("spawner thread is gone"))?;
+    result
+        .recv()
+        .map_err(|_| anyhow!("spawner thread is gone"))?
+        .context("starting spin")
+}
