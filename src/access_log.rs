@@ -14,6 +14,8 @@ pub struct AccessLog<'a> {
     pub path: &'a str,
     pub route: Option<&'static str>,
     pub worker: Option<&'a str>,
+    /// `local` (a component of this app) or `remote`, for a request that reached a worker.
+    pub location: Option<&'static str>,
     pub status: u16,
     /// Printed as `durationMs`, in milliseconds to two decimals.
     pub duration_ns: u64,
@@ -47,6 +49,7 @@ impl AccessLog<'_> {
             ("path", Some(self.path)),
             ("route", self.route),
             ("worker", self.worker),
+            ("location", self.location),
         ] {
             push_key(&mut line, key);
             match value {
@@ -117,6 +120,7 @@ mod tests {
             path: path_only("/x?token=secret"),
             route: Some("subdomain"),
             worker: Some("hello"),
+            location: Some("local"),
             status: 200,
             duration_ns: 1_504_999,
             error: None,
@@ -133,6 +137,7 @@ mod tests {
             "path",
             "route",
             "worker",
+            "location",
             "status",
             "durationMs",
         ] {
@@ -158,6 +163,7 @@ mod tests {
             path: awkward,
             route: None,
             worker: None,
+            location: None,
             status: 502,
             duration_ns: 12_345_678_901,
             error: Some("worker_failed"),

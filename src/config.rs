@@ -3,6 +3,7 @@
 
 use crate::pipeline::host;
 use crate::pipeline::worker_name::WorkerName;
+use crate::remote::WorkerUrlTemplate;
 
 /// Every variable the dispatcher reads, with the default used when the host does not define it.
 /// `spin.toml` declares the same names; a test keeps the two in step.
@@ -21,6 +22,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("domain_negative_ttl_s", "10"),
     ("db_timeout_ms", "2000"),
     ("admin_token", ""),
+    ("worker_url_template", ""),
+    ("remote_workers", ""),
+    ("max_loop_count", "1"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +61,28 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub upstream_timeout_ms: u64,
     pub log_level: LogLevel,
+    /// The namespace's name: shown by `GET /dispatch`, and the prefix of every cache key.
+    pub namespace: String,
+    /// Remote members, if any. A bad template fails only the requests that need it: local
+    /// workers keep working.
+    pub remote: Result<Option<Remote>, ConfigError>,
+    /// How many times a request may already carry this dispatcher's `CDN-Loop` token.
+    pub max_loop_count: usize,
+}
+
+/// Where remote workers are reached, and who says which ones are deployed.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub template: WorkerUrlTemplate,
+    pub members: RemoteMembers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteMembers {
+    /// `remote_workers`: a fixed list, for hosts without a database.
+    Listed(String),
+    /// Libra's `project` table (PostgreSQL or the embedded SQLite database), cached.
+    Database,
 }
 
 /// Names the variable whose value is unusable, and why; logged, never sent to clients.
@@ -105,6 +131,37 @@ impl Config {
             "error" => LogLevel::Error,
             _ => return Err(fail("log_level", "not one of debug, info, warn, error".into())),
         };
+        let namespace = get("namespace").trim().to_string();
+        if namespace.is_empty()
+            || namespace.len() > 63
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(fail("namespace", "not 1-63 of [A-Za-z0-9._-]".into()));
+        }
+        let max_loop_count = get("max_loop_count")
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| fail("max_loop_count", "not a whole number".into()))?;
+        let template = get("worker_url_template");
+        let remote = if template.trim().is_empty() {
+            Ok(None)
+        } else {
+            WorkerUrlTemplate::parse(&template, &base_domain, &dispatcher_hosts)
+                .map_err(|problem| fail("worker_url_template", problem))
+                .map(|template| {
+                    let listed = get("remote_workers");
+                    Some(Remote {
+                        template,
+                        members: if listed.trim().is_empty() {
+                            RemoteMembers::Database
+                        } else {
+                            RemoteMembers::Listed(listed)
+                        },
+                    })
+                })
+        };
         Ok(Config {
             base_domain,
             dispatcher_hosts,
@@ -113,6 +170,9 @@ impl Config {
             max_body_bytes,
             upstream_timeout_ms,
             log_level,
+            namespace,
+            remote,
+            max_loop_count,
         })
     }
 
@@ -143,10 +203,10 @@ impl Config {
     }
 }
 
-/// What custom domains need; read only when a request is for one (or for `/health/detailed`),
-/// so subdomain dispatch pays no host calls for it.
+/// What lookups in Libra's database need (custom domains, remote members); read only when a
+/// request needs one (or for `/health/detailed`), so subdomain dispatch pays no host calls for it.
 #[derive(Debug, Clone)]
-pub struct DomainConfig {
+pub struct DatabaseConfig {
     /// Empty: use the embedded SQLite database instead.
     pub postgres_url: String,
     pub cache_ttl_s: u64,
@@ -154,8 +214,8 @@ pub struct DomainConfig {
     pub db_timeout_ms: u64,
 }
 
-impl DomainConfig {
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DomainConfig, ConfigError> {
+impl DatabaseConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DatabaseConfig, ConfigError> {
         let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
         let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
             get(name)
@@ -168,7 +228,7 @@ impl DomainConfig {
                     problem: format!("not a whole number of at least {min}"),
                 })
         };
-        Ok(DomainConfig {
+        Ok(DatabaseConfig {
             postgres_url: get("postgres_url").trim().to_string(),
             cache_ttl_s: number("domain_cache_ttl_s", 0)?,
             negative_ttl_s: number("domain_negative_ttl_s", 0)?,
@@ -242,13 +302,13 @@ mod tests {
 
     #[test]
     fn domain_settings_have_defaults_and_are_checked() {
-        let domains = DomainConfig::from_lookup(|_| None).unwrap();
+        let domains = DatabaseConfig::from_lookup(|_| None).unwrap();
         assert_eq!(
             (domains.cache_ttl_s, domains.negative_ttl_s, domains.db_timeout_ms),
             (60, 10, 2000)
         );
         assert!(domains.postgres_url.is_empty());
-        let bad = DomainConfig::from_lookup(|n| (n == "db_timeout_ms").then(|| "0".to_string()));
+        let bad = DatabaseConfig::from_lookup(|n| (n == "db_timeout_ms").then(|| "0".to_string()));
         assert_eq!(bad.unwrap_err().variable, "db_timeout_ms");
     }
 
@@ -264,6 +324,36 @@ mod tests {
         );
         assert_eq!(config(&[("log_level", "loud")]).unwrap_err().variable, "log_level");
         assert_eq!(config(&[("base_domain", "")]).unwrap_err().variable, "base_domain");
+    }
+
+    #[test]
+    fn remote_members_come_from_the_template_and_the_list() {
+        assert!(matches!(config_of(&[]).remote, Ok(None)));
+        let from_database = config_of(&[("worker_url_template", "http://{worker}.workers.test")]);
+        assert_eq!(from_database.remote.unwrap().unwrap().members, RemoteMembers::Database);
+        let listed = config_of(&[
+            ("worker_url_template", "https://libra-{worker}.fermyon.app"),
+            ("remote_workers", "a,b"),
+        ]);
+        assert_eq!(
+            listed.remote.unwrap().unwrap().members,
+            RemoteMembers::Listed("a,b".into())
+        );
+        // A template that loops back is refused, but only remote requests need it.
+        let looping = config_of(&[("worker_url_template", "http://{worker}.localhost:3000")]);
+        assert_eq!(looping.remote.unwrap_err().variable, "worker_url_template");
+    }
+
+    #[test]
+    fn the_namespace_is_a_safe_key_prefix() {
+        assert_eq!(config_of(&[("namespace", " prod.eu-1 ")]).namespace, "prod.eu-1");
+        for bad in ["", "a:b", "a b", &"n".repeat(64)] {
+            assert_eq!(
+                config(&[("namespace", bad)]).unwrap_err().variable,
+                "namespace",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

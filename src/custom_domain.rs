@@ -69,43 +69,6 @@ pub fn worker_from_deploy_url(
     WorkerName::parse(label, reserved).map_err(|_| DeployUrlProblem::InvalidWorkerName)
 }
 
-/// What the cache remembers about a domain: its worker, or that it has none, until `expires_at`
-/// (Unix seconds). The key-value store has no expiry of its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheEntry {
-    pub worker: Option<String>,
-    pub expires_at: u64,
-}
-
-pub fn cache_key(host: &str) -> String {
-    format!("libra-dispatcher:custom-domain:v1:{host}")
-}
-
-impl CacheEntry {
-    /// `<expires_at> <worker>`, or `<expires_at> -` for a domain with no worker.
-    pub fn encode(&self) -> Vec<u8> {
-        format!("{} {}", self.expires_at, self.worker.as_deref().unwrap_or("-")).into_bytes()
-    }
-
-    /// Anything unreadable is a miss, never an error: the cache only saves queries.
-    pub fn decode(bytes: &[u8]) -> Option<CacheEntry> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let (expires_at, worker) = text.split_once(' ')?;
-        let worker = match worker {
-            "-" => None,
-            name => Some(WorkerName::parse(name, &[]).ok()?.to_string()),
-        };
-        Some(CacheEntry {
-            worker,
-            expires_at: expires_at.parse().ok()?,
-        })
-    }
-
-    pub fn is_fresh(&self, now: u64) -> bool {
-        now < self.expires_at
-    }
-}
-
 /// Adds the connection settings that bound a lookup to `db_timeout_ms`, unless the operator's URL
 /// already sets them: `connect_timeout` (whole seconds, at least 1) and a `statement_timeout`. A
 /// WASI 0.2 guest cannot interrupt a Postgres call, so the limits must travel with the
@@ -169,28 +132,6 @@ mod tests {
             Err(DeployUrlProblem::InvalidWorkerName)
         );
         assert_eq!(worker("https://a_b.libra.sh"), Err(DeployUrlProblem::InvalidWorkerName));
-    }
-
-    #[test]
-    fn cache_entries_round_trip_and_expire() {
-        let hit = CacheEntry {
-            worker: Some("hello".into()),
-            expires_at: 100,
-        };
-        let miss = CacheEntry {
-            worker: None,
-            expires_at: 50,
-        };
-        assert_eq!(CacheEntry::decode(&hit.encode()), Some(hit.clone()));
-        assert_eq!(CacheEntry::decode(&miss.encode()), Some(miss.clone()));
-        assert!(hit.is_fresh(99) && !hit.is_fresh(100));
-        for junk in [&b""[..], b"x y", b"100", b"100 bad_name", &[0xff, 0x20, 0x41]] {
-            assert_eq!(CacheEntry::decode(junk), None);
-        }
-        assert_eq!(
-            cache_key("shop.example.com"),
-            "libra-dispatcher:custom-domain:v1:shop.example.com"
-        );
     }
 
     #[test]

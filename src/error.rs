@@ -41,6 +41,10 @@ pub enum DispatchError {
     WorkerFailed,
     /// The worker did not start answering within `upstream_timeout_ms`.
     WorkerTimeout,
+    /// A remote worker's host could not be resolved or refused the connection.
+    WorkerUnreachable,
+    /// The request already passed through this dispatcher more than `max_loop_count` times.
+    LoopDetected,
     /// A Spin variable holds a value the dispatcher cannot use.
     Configuration,
     /// The custom-domain database failed, was unreachable, or was too slow.
@@ -61,9 +65,10 @@ impl DispatchError {
             UriTooLong { .. } => 414,
             HeadersTooLarge { .. } => 431,
             Configuration => 500,
-            WorkerFailed => 502,
+            WorkerFailed | WorkerUnreachable => 502,
             DatabaseUnavailable => 503,
             WorkerTimeout => 504,
+            LoopDetected => 508,
         }
     }
 
@@ -87,6 +92,8 @@ impl DispatchError {
             RequestBodyFailed => "request_body_failed",
             WorkerFailed => "worker_failed",
             WorkerTimeout => "worker_timeout",
+            WorkerUnreachable => "worker_unreachable",
+            LoopDetected => "loop_detected",
             Configuration => "configuration_error",
             DatabaseUnavailable => "database_unavailable",
             Unauthorized => "unauthorized",
@@ -112,6 +119,8 @@ impl DispatchError {
             RequestBodyFailed => "Request body failed",
             WorkerFailed => "Worker failed",
             WorkerTimeout => "Worker timed out",
+            WorkerUnreachable => "Worker unreachable",
+            LoopDetected => "Loop detected",
             Configuration => "Dispatcher misconfigured",
             DatabaseUnavailable => "Database unavailable",
             Unauthorized => "Unauthorized",
@@ -140,8 +149,10 @@ impl DispatchError {
             RequestBodyFailed => "The request body could not be read to the end.".into(),
             WorkerFailed => "The worker failed before it could answer.".into(),
             WorkerTimeout => "The worker did not start answering in time.".into(),
+            WorkerUnreachable => "The worker's host could not be reached.".into(),
+            LoopDetected => "This request has already passed through the dispatcher; it would loop.".into(),
             Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
-            DatabaseUnavailable => "Custom domains cannot be looked up right now; retry shortly.".into(),
+            DatabaseUnavailable => "The namespace's database cannot be reached right now; retry shortly.".into(),
             Unauthorized => "This endpoint needs an Authorization: Bearer token.".into(),
         }
     }
@@ -210,6 +221,8 @@ impl DispatchError {
             RequestBodyFailed,
             WorkerFailed,
             WorkerTimeout,
+            WorkerUnreachable,
+            LoopDetected,
             Configuration,
             DatabaseUnavailable,
             Unauthorized,
@@ -273,6 +286,8 @@ mod tests {
                 | DispatchError::RequestBodyFailed
                 | DispatchError::WorkerFailed
                 | DispatchError::WorkerTimeout
+                | DispatchError::WorkerUnreachable
+                | DispatchError::LoopDetected
                 | DispatchError::Configuration
                 | DispatchError::DatabaseUnavailable
                 | DispatchError::Unauthorized => {}

@@ -10,12 +10,15 @@
 pub mod access_log;
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod custom_domain;
 pub mod error;
+pub mod membership;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod openapi;
 pub mod pipeline;
+pub mod remote;
 pub mod request_id;
 pub mod time;
 

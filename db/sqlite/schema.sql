@@ -10,3 +10,5 @@ CREATE TABLE IF NOT EXISTS project (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS project_custom_domain_lower_key
     ON project (lower(custom_domain)) WHERE custom_domain IS NOT NULL;
+CREATE INDEX IF NOT EXISTS project_production_deploy_url_lower_idx
+    ON project (lower(rtrim(production_deploy_url, '/'))) WHERE is_active = 1;

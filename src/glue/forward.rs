@@ -1,11 +1,12 @@
-//! Forwarding over Spin's service chaining: `http://<worker>.spin.internal`, served in-process by
-//! the worker's component. Bodies stream both ways and are never held whole.
+//! Forwarding to a worker: over Spin's service chaining (`http://<worker>.spin.internal`, served
+//! in-process) for a local one, over real HTTP for a remote one. Bodies stream both ways and are
+//! never held whole.
 
 use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    FutureIncomingResponse, IncomingBody, IncomingRequest, IncomingResponse, OutgoingBody, OutgoingRequest,
-    OutgoingResponse, ResponseOutparam, Scheme,
+    ErrorCode, FutureIncomingResponse, IncomingBody, IncomingRequest, IncomingResponse, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
 };
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -13,7 +14,8 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 use super::{Failure, io};
 use crate::config::Config;
 use crate::error::DispatchError;
-use crate::pipeline::{Forward, downstream};
+use crate::pipeline::namespace::Location;
+use crate::pipeline::{Context, Forward, downstream};
 
 const CHUNK: u64 = 64 * 1024;
 
@@ -23,25 +25,39 @@ pub fn run(
     request: IncomingRequest,
     response_out: ResponseOutparam,
     forward: &Forward,
-    method: &str,
-    request_id: &str,
-    config: &Config,
+    ctx: Context,
 ) -> Result<u16, Failure> {
+    let (method, request_id, config) = (&ctx.head.method, ctx.request_id, ctx.config);
     let outgoing = OutgoingRequest::new(io::fields(&forward.headers));
     let _ = outgoing.set_method(&io::method_from_name(method));
-    let _ = outgoing.set_scheme(Some(&Scheme::Http));
-    let _ = outgoing.set_authority(Some(&[forward.worker.as_str(), ".spin.internal"].concat()));
+    let options = match &forward.location {
+        Location::Local => {
+            let _ = outgoing.set_scheme(Some(&Scheme::Http));
+            let _ = outgoing.set_authority(Some(&[forward.worker.as_str(), ".spin.internal"].concat()));
+            // Spin applies no request options to a chained request; the timer below bounds it.
+            None
+        }
+        Location::Remote(origin) => {
+            let scheme = match origin.scheme {
+                crate::remote::Scheme::Http => Scheme::Http,
+                crate::remote::Scheme::Https => Scheme::Https,
+            };
+            let _ = outgoing.set_scheme(Some(&scheme));
+            // The authority is also the `Host` the worker receives (the client's stays in
+            // X-Forwarded-Host).
+            let _ = outgoing.set_authority(Some(&origin.authority));
+            Some(remote_options(config))
+        }
+    };
     let _ = outgoing.set_path_with_query(Some(&forward.path_and_query));
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), request.consume()) else {
         return Err((response_out, DispatchError::WorkerFailed));
     };
-    // Spin refuses (or traps on) names it does not know; the pipeline has already checked the
-    // namespace, so a refusal here means the manifest and the `workers` variable disagree.
-    let future = match outgoing_handler::handle(outgoing, None) {
+    let future = match outgoing_handler::handle(outgoing, options) {
         Ok(future) => future,
-        Err(_) => return Err((response_out, DispatchError::WorkerFailed)),
+        Err(code) => return Err((response_out, failure(&code, forward, request_id))),
     };
-    let response = match send_body_and_await_response(body_in, body_out, &future, config) {
+    let response = match send_body_and_await_response(body_in, body_out, &future, forward, ctx) {
         Ok(response) => response,
         Err(error) => return Err((response_out, error)),
     };
@@ -62,14 +78,66 @@ pub fn run(
     ))
 }
 
+/// Spin's own bounds for a real network send (it applies none to a chained request): the
+/// connection and the response's first byte each within `upstream_timeout_ms`. The dispatcher's
+/// timer stays too, and covers the request body's upload.
+fn remote_options(config: &Config) -> RequestOptions {
+    let options = RequestOptions::new();
+    let timeout_ns = config.upstream_timeout_ms.saturating_mul(1_000_000);
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    options
+}
+
+/// What a failure to get a response means to the client. For a remote worker: a host that
+/// cannot be resolved, refuses the connection or fails TLS is unreachable (502); one that does
+/// not answer in time is a timeout (504). For a local one Spin refuses only names the manifest
+/// lacks, which means `workers` and `spin.toml` disagree: the worker failed (502).
+fn failure(code: &ErrorCode, forward: &Forward, request_id: &str) -> DispatchError {
+    if matches!(forward.location, Location::Local) {
+        return DispatchError::WorkerFailed;
+    }
+    // What the host said, for the operator: the access log only has the client's code.
+    super::write_log_line(
+        serde_json::json!({
+            "time": io::now_rfc3339(),
+            "level": "warn",
+            "requestId": request_id,
+            "message": "the remote worker could not be reached or failed",
+            "worker": forward.worker.as_str(),
+            "cause": format!("{code:?}"),
+        })
+        .to_string(),
+    );
+    match code {
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            DispatchError::WorkerTimeout
+        }
+        ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_)
+        | ErrorCode::HttpRequestDenied => DispatchError::WorkerUnreachable,
+        _ => DispatchError::WorkerFailed,
+    }
+}
+
 /// Streams the request body to the worker while waiting for its response, racing both against
 /// the upstream timeout: Spin bounds no chained request, so the dispatcher must.
 fn send_body_and_await_response(
     body_in: IncomingBody,
     body_out: OutgoingBody,
     future: &FutureIncomingResponse,
-    config: &Config,
+    forward: &Forward,
+    ctx: Context,
 ) -> Result<IncomingResponse, DispatchError> {
+    let config = ctx.config;
     let deadline = monotonic_clock::subscribe_duration(config.upstream_timeout_ms.saturating_mul(1_000_000));
     let response_ready = future.subscribe();
     let mut pump = Some(BodyPump::new(body_in, body_out, config.max_body_bytes)?);
@@ -91,6 +159,7 @@ fn send_body_and_await_response(
             drop(pump);
             return match future.get() {
                 Some(Ok(Ok(response))) => Ok(response),
+                Some(Ok(Err(code))) => Err(failure(&code, forward, ctx.request_id)),
                 _ => Err(DispatchError::WorkerFailed),
             };
         }

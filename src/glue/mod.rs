@@ -1,24 +1,43 @@
 //! The thin layer between Spin and the pipeline: read the request, ask the pipeline what to do,
 //! move the bytes, write one log line. No routing or validation decisions are made here.
 
-mod domains;
 mod forward;
 mod io;
+mod lookups;
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 use crate::access_log::{self, AccessLog};
 use crate::api;
-use crate::config::{Config, ConfigError, DomainConfig};
+use crate::config::{Config, ConfigError, DatabaseConfig};
 use crate::error::DispatchError;
-use crate::pipeline::route::{Endpoint, RouteKind};
-use crate::pipeline::{self, RequestHead, Step};
+use crate::pipeline::namespace::{self, Located, Location};
+use crate::pipeline::route::Endpoint;
+use crate::pipeline::worker_name::WorkerName;
+use crate::pipeline::{self, Context, Decision, Pending, Step};
 use crate::request_id;
 
 /// A response not yet sent and the error to answer it with: what a step hands back when it
 /// fails before its response has started.
 type Failure = (ResponseOutparam, DispatchError);
+
+/// What the access log says about how a request ended.
+struct Served {
+    status: u16,
+    error: Option<&'static str>,
+    location: Option<&'static str>,
+}
+
+impl Served {
+    fn answered(status: u16) -> Served {
+        Served {
+            status,
+            error: None,
+            location: None,
+        }
+    }
+}
 
 struct Dispatcher;
 
@@ -34,36 +53,30 @@ impl Guest for Dispatcher {
         });
 
         let config = Config::from_lookup(spin_variable);
-        let (status, decision, error) = match &config {
+        let (served, decision) = match &config {
             Ok(config) => {
-                let mut decision = pipeline::decide(&head, &request_id, config);
-                let mut worker = None;
-                let (status, error) = serve(
-                    request,
-                    response_out,
-                    &head,
-                    &decision.outcome,
-                    decision.host.as_ref(),
-                    &mut worker,
-                    &request_id,
+                let ctx = Context {
+                    head: &head,
+                    request_id: &request_id,
                     config,
-                );
-                if worker.is_some() {
-                    decision.worker = worker;
-                }
-                (status, Some(decision), error)
+                };
+                let mut decision = pipeline::decide(ctx);
+                (serve(request, response_out, ctx, &mut decision), Some(decision))
             }
             Err(problem) => {
-                let error = configuration_error(problem);
+                let error = configuration_error(&request_id, problem);
+                let status = io::send_problem(response_out, &error, &request_id, &head.method);
                 (
-                    io::send_problem(response_out, &error, &request_id, &head.method),
+                    Served {
+                        error: Some(error.code()),
+                        ..Served::answered(status)
+                    },
                     None,
-                    Some(error.code()),
                 )
             }
         };
 
-        let level = access_log::level_for(status);
+        let level = access_log::level_for(served.status);
         let threshold = config.as_ref().map_or(crate::config::LogLevel::Info, |c| c.log_level);
         if level >= threshold {
             let elapsed_ns = wasi::clocks::monotonic_clock::now().saturating_sub(started);
@@ -77,9 +90,10 @@ impl Guest for Dispatcher {
                 path: access_log::path_only(&head.path_and_query),
                 route: decision.and_then(|d| d.route).map(|r| r.as_str()),
                 worker: decision.and_then(|d| d.worker.as_ref()).map(|w| w.as_str()),
-                status,
+                location: served.location,
+                status: served.status,
                 duration_ns: elapsed_ns,
-                error,
+                error: served.error,
             };
             write_log_line(line.to_line());
         }
@@ -97,76 +111,86 @@ fn write_log_line(mut line: String) {
     }
 }
 
-/// Carries out the pipeline's decision. Returns the status sent and the error code, if any.
-#[allow(clippy::too_many_arguments)]
-fn serve(
-    request: IncomingRequest,
-    response_out: ResponseOutparam,
-    head: &RequestHead,
-    outcome: &Result<Step, DispatchError>,
-    decision_host: Option<&pipeline::host::Host>,
-    worker_out: &mut Option<pipeline::worker_name::WorkerName>,
-    request_id: &str,
-    config: &Config,
-) -> (u16, Option<&'static str>) {
-    let result = match outcome {
+/// Carries out the pipeline's decision; records the worker a lookup found in `decision`.
+fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context, decision: &mut Decision) -> Served {
+    let (result, location) = match &decision.outcome {
         Ok(Step::Endpoint(endpoint)) => {
-            if endpoint.needs_admin() && !crate::auth::is_authorized(&head.headers, &variable("admin_token")) {
-                let error = DispatchError::Unauthorized;
-                return (
-                    io::send_problem(response_out, &error, request_id, &head.method),
-                    Some(error.code()),
-                );
+            if endpoint.needs_admin() && !crate::auth::is_authorized(&ctx.head.headers, &variable("admin_token")) {
+                (Err((response_out, DispatchError::Unauthorized)), None)
+            } else {
+                (respond_endpoint(*endpoint, response_out, ctx), None)
             }
-            respond_endpoint(*endpoint, response_out, head, request_id, config)
         }
-        Ok(Step::Forward(forward)) => forward::run(request, response_out, forward, &head.method, request_id, config),
-        Ok(Step::CustomDomain) => match custom_domain_forward(head, decision_host, request_id, config) {
-            Ok(forward) => {
-                *worker_out = Some(forward.worker.clone());
-                forward::run(request, response_out, &forward, &head.method, request_id, config)
+        Ok(Step::Forward(pending)) => {
+            let host = decision.host.as_ref().expect("a forwarded request has a host");
+            match locate(ctx, &host.name, pending) {
+                Ok((worker, location)) => {
+                    decision.worker = Some(worker.clone());
+                    let label = match location {
+                        Location::Local => "local",
+                        Location::Remote(_) => "remote",
+                    };
+                    let forward = pipeline::prepare_forward(ctx, host, worker, location, pending.clone());
+                    (forward::run(request, response_out, &forward, ctx), Some(label))
+                }
+                Err(error) => (Err((response_out, error)), None),
             }
-            Err(error) => Err((response_out, error)),
-        },
-        Err(error) => Err((response_out, error.clone())),
+        }
+        Err(error) => (Err((response_out, error.clone())), None),
     };
     match result {
-        Ok(status) => (status, None),
-        Err((response_out, error)) => (
-            io::send_problem(response_out, &error, request_id, &head.method),
-            Some(error.code()),
-        ),
+        Ok(status) => Served {
+            location,
+            ..Served::answered(status)
+        },
+        Err((response_out, error)) => Served {
+            status: io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method),
+            error: Some(error.code()),
+            location,
+        },
     }
 }
 
-/// Resolves a custom domain to its worker, then prepares the forward exactly as for a subdomain.
-fn custom_domain_forward(
-    head: &RequestHead,
-    host: Option<&pipeline::host::Host>,
-    request_id: &str,
-    config: &Config,
-) -> Result<pipeline::Forward, DispatchError> {
-    let host = host.expect("a custom domain has a host");
-    let domains = DomainConfig::from_lookup(spin_variable).map_err(|problem| configuration_error(&problem))?;
-    let worker =
-        domains::resolve(&host.name, config, &domains, request_id)?.ok_or(DispatchError::CustomDomainNotFound)?;
-    pipeline::prepare_forward(
-        worker,
-        RouteKind::CustomDomain,
-        head.path_and_query.clone(),
-        head,
-        host,
-        request_id,
-        config,
-    )
+/// Names the worker (a custom domain's comes from the database) and finds where it lives.
+fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Location), DispatchError> {
+    let database =
+        || DatabaseConfig::from_lookup(spin_variable).map_err(|problem| configuration_error(ctx.request_id, &problem));
+    let worker = match &pending.worker {
+        Some(worker) => worker.clone(),
+        None => lookups::custom_domain(ctx, &database()?, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
+    };
+    let location = match namespace::locate(&worker, pending.kind, ctx.config) {
+        Ok(Located::Here(location)) => location,
+        Ok(Located::AskDatabase(origin)) => {
+            if !lookups::is_deployed(ctx, &database()?, &worker)? {
+                return Err(DispatchError::WorkerNotFound(worker.to_string()));
+            }
+            Location::Remote(origin)
+        }
+        Err(DispatchError::Configuration) => {
+            if let Err(problem) = &ctx.config.remote {
+                configuration_error(ctx.request_id, problem);
+            }
+            return Err(DispatchError::Configuration);
+        }
+        Err(error) => return Err(error),
+    };
+    Ok((worker, location))
 }
 
 /// Logs which variable is unusable and why (for the operator, never the client) and gives the
 /// error the client gets.
-fn configuration_error(problem: &ConfigError) -> DispatchError {
-    eprintln!(
-        "libra-dispatcher: variable {} is invalid: {}",
-        problem.variable, problem.problem
+fn configuration_error(request_id: &str, problem: &ConfigError) -> DispatchError {
+    write_log_line(
+        serde_json::json!({
+            "time": io::now_rfc3339(),
+            "level": "error",
+            "requestId": request_id,
+            "message": "a variable is invalid",
+            "variable": problem.variable,
+            "problem": problem.problem,
+        })
+        .to_string(),
     );
     DispatchError::Configuration
 }
@@ -200,38 +224,33 @@ fn variable(name: &str) -> String {
 }
 
 /// The port the client used, so example URLs work as printed.
-fn request_port(head: &RequestHead) -> Option<&str> {
+fn request_port(head: &pipeline::RequestHead) -> Option<&str> {
     let authority = head.authority.as_deref()?;
     let (_, port) = authority.rsplit_once(':')?;
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
-fn respond_endpoint(
-    endpoint: Endpoint,
-    response_out: ResponseOutparam,
-    head: &RequestHead,
-    request_id: &str,
-    config: &Config,
-) -> Result<u16, Failure> {
+fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Context) -> Result<u16, Failure> {
+    let (head, request_id, config) = (ctx.head, ctx.request_id, ctx.config);
     let timestamp = io::now_rfc3339();
     // Only the endpoints that describe the namespace validate all of it (routing never needs to).
     let workers = match endpoint {
         Endpoint::Health => Vec::new(),
         Endpoint::HealthDetailed | Endpoint::NamespaceInfo => match config.workers() {
             Ok(workers) => workers,
-            Err(problem) => return Err((response_out, configuration_error(&problem))),
+            Err(problem) => return Err((response_out, configuration_error(request_id, &problem))),
         },
     };
     let body = match endpoint {
         Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
         Endpoint::HealthDetailed => {
             let environment = variable("environment");
-            let domains = DomainConfig::from_lookup(spin_variable);
+            let database = DatabaseConfig::from_lookup(spin_variable);
             let started = wasi::clocks::monotonic_clock::now();
-            let (backend, reachable) = match &domains {
-                Ok(domains) => (
-                    domains::database::backend(domains),
-                    domains::database::ping(domains).is_ok(),
+            let (backend, reachable) = match &database {
+                Ok(database) => (
+                    lookups::database::backend(database),
+                    lookups::database::ping(database).is_ok(),
                 ),
                 Err(_) => ("none", false),
             };
@@ -250,9 +269,14 @@ fn respond_endpoint(
         Endpoint::NamespaceInfo => {
             let scheme = pipeline::upstream::proto(&head.headers);
             let port = request_port(head);
-            let namespace = variable("namespace");
             serde_json::to_vec(&api::namespace_info(
-                config, &workers, &namespace, scheme, port, &timestamp, request_id,
+                config,
+                &workers,
+                &config.namespace,
+                scheme,
+                port,
+                &timestamp,
+                request_id,
             ))
         }
     }

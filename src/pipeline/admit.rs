@@ -38,6 +38,16 @@ pub fn check_forwardable_method(method: &str) -> Result<(), DispatchError> {
     }
 }
 
+/// Refuses a request that has already passed through this dispatcher more than `max` times
+/// (RFC 8586 `CDN-Loop`): a remote worker, or a template, that sends requests back into the
+/// platform would otherwise make them circle until something times out.
+pub fn check_loop(headers: &Headers, max: usize) -> Result<(), DispatchError> {
+    if crate::remote::loop_count(headers) > max {
+        return Err(DispatchError::LoopDetected);
+    }
+    Ok(())
+}
+
 /// Refuses a declared body over the cap before forwarding anything. A body without a length is
 /// counted while it streams instead (see the forwarding loop).
 pub fn check_declared_length(headers: &Headers, max_body_bytes: u64) -> Result<Option<u64>, DispatchError> {

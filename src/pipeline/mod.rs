@@ -2,17 +2,20 @@
 //!
 //! 1. [`host`] classify the host (dispatcher, tenant subdomain, custom domain);
 //! 2. [`route`] resolve the worker or the dispatcher endpoint;
-//! 3. [`admit`] check methods and limits;
-//! 4. [`upstream`] build the request the worker receives;
-//! 5. [`downstream`] filter the worker's response; the glue then logs one line.
+//! 3. [`admit`] check methods, limits and loops;
+//! 4. [`namespace`] locate the worker: a component of this app, or a remote one;
+//! 5. [`upstream`] build the request the worker receives;
+//! 6. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
-//! Phases 1 to 4 run in [`decide`] and [`prepare_forward`] without I/O. Custom domains need a
-//! database lookup between phases 2 and 3, which is why they are two functions.
+//! Phases 1 to 3 run in [`decide`] without I/O. A custom domain's worker, and whether a name is
+//! a deployed remote worker, may need a database; the glue asks it between 3 and 4 and then
+//! calls [`prepare_forward`] for 4 and 5.
 
 pub mod admit;
 pub mod downstream;
 pub mod hop_by_hop;
 pub mod host;
+pub mod namespace;
 pub mod route;
 pub mod upstream;
 pub mod worker_name;
@@ -20,6 +23,7 @@ pub mod worker_name;
 use crate::config::Config;
 use crate::error::DispatchError;
 use host::Host;
+use namespace::Location;
 use route::{Endpoint, Resolution, RouteKind};
 use worker_name::WorkerName;
 
@@ -36,6 +40,14 @@ pub struct RequestHead {
     pub headers: Headers,
 }
 
+/// What every phase may need to know about the request being served.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub head: &'a RequestHead,
+    pub request_id: &'a str,
+    pub config: &'a Config,
+}
+
 /// What to do with a request, plus what the access log reports about it whatever the outcome.
 #[derive(Debug)]
 pub struct Decision {
@@ -49,96 +61,100 @@ pub struct Decision {
 pub enum Step {
     /// Answer from the dispatcher itself.
     Endpoint(Endpoint),
-    Forward(Forward),
-    /// Look the host up as a custom domain, then call [`prepare_forward`].
-    CustomDomain,
+    /// Send to a worker, once it is located (and, for a custom domain, named).
+    Forward(Pending),
 }
 
-/// A request ready to send to `http://<worker>.spin.internal`.
+/// A request admitted for forwarding whose worker may still need a lookup.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// `None` for a custom domain: the database names the worker.
+    pub worker: Option<WorkerName>,
+    pub kind: RouteKind,
+    pub path_and_query: String,
+}
+
+/// A request ready to send to its worker.
 #[derive(Debug, Clone)]
 pub struct Forward {
     pub worker: WorkerName,
+    pub location: Location,
     pub kind: RouteKind,
     pub path_and_query: String,
     pub headers: Headers,
 }
 
-/// Phases 1 and 2, and for subdomain, path and query dispatch also 3 and 4.
-pub fn decide(head: &RequestHead, request_id: &str, config: &Config) -> Decision {
+/// Phases 1 to 3.
+pub fn decide(ctx: Context) -> Decision {
     let mut decision = Decision {
         host: None,
         route: None,
         worker: None,
         outcome: Err(DispatchError::InvalidHost),
     };
-    decision.outcome = decide_into(&mut decision, head, request_id, config);
+    decision.outcome = decide_into(&mut decision, ctx);
     decision
 }
 
-fn decide_into(
-    decision: &mut Decision,
-    head: &RequestHead,
-    request_id: &str,
-    config: &Config,
-) -> Result<Step, DispatchError> {
+fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchError> {
+    let head = ctx.head;
     admit::check_target(&head.path_and_query)?;
     admit::check_header_size(&head.headers)?;
     let host = host::normalise(host_of(head)?)?;
-    let class = host::classify(&host, config);
+    let class = host::classify(&host, ctx.config);
     decision.host = Some(host);
-    let resolution = route::resolve(&class?, &head.method, &head.path_and_query, config)?;
-    match resolution {
+    let resolution = route::resolve(&class?, &head.method, &head.path_and_query, ctx.config)?;
+    let pending = match resolution {
         Resolution::Endpoint(endpoint) => {
             decision.route = Some(RouteKind::Api);
-            Ok(Step::Endpoint(endpoint))
+            return Ok(Step::Endpoint(endpoint));
         }
-        Resolution::CustomDomain => {
-            decision.route = Some(RouteKind::CustomDomain);
-            Ok(Step::CustomDomain)
-        }
+        Resolution::CustomDomain => Pending {
+            worker: None,
+            kind: RouteKind::CustomDomain,
+            path_and_query: head.path_and_query.clone(),
+        },
         Resolution::Worker {
             worker,
             kind,
             path_and_query,
-        } => {
-            decision.route = Some(kind);
-            decision.worker = Some(worker.clone());
-            let host = decision.host.as_ref().expect("set above");
-            prepare_forward(worker, kind, path_and_query, head, host, request_id, config).map(Step::Forward)
-        }
-    }
+        } => Pending {
+            worker: Some(worker),
+            kind,
+            path_and_query,
+        },
+    };
+    decision.route = Some(pending.kind);
+    decision.worker = pending.worker.clone();
+    // Cheap checks before any lookup: a refused request costs no query.
+    admit::check_forwardable_method(&head.method)?;
+    admit::check_declared_length(&head.headers, ctx.config.max_body_bytes)?;
+    admit::check_loop(&head.headers, ctx.config.max_loop_count)?;
+    Ok(Step::Forward(pending))
 }
 
-/// Phases 3 and 4 for a resolved worker: namespace membership, method, size, then headers.
-pub fn prepare_forward(
-    worker: WorkerName,
-    kind: RouteKind,
-    path_and_query: String,
-    head: &RequestHead,
-    host: &Host,
-    request_id: &str,
-    config: &Config,
-) -> Result<Forward, DispatchError> {
-    // The docs component is part of the app, not of the tenants' namespace.
-    if kind != RouteKind::Docs && !config.has_worker(&worker) {
-        return Err(DispatchError::WorkerNotFound(worker.to_string()));
-    }
-    admit::check_forwardable_method(&head.method)?;
-    admit::check_declared_length(&head.headers, config.max_body_bytes)?;
+/// Phases 4 and 5 for a worker whose location is known: the headers it receives.
+pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: Location, pending: Pending) -> Forward {
+    let head = ctx.head;
     let client_ip = upstream::client_ip(&head.headers);
     let provenance = upstream::Provenance {
         host: &host.authority,
         proto: upstream::proto(&head.headers),
         client_ip: client_ip.as_deref(),
-        request_id,
+        request_id: ctx.request_id,
     };
-    let headers = upstream::headers(&head.headers, &provenance);
-    Ok(Forward {
+    let mut headers = upstream::headers(&head.headers, &provenance);
+    if matches!(location, Location::Remote(_)) {
+        // RFC 8586: keep the client's entries and add this dispatcher's.
+        headers.push(("cdn-loop".into(), crate::remote::CDN_LOOP_TOKEN.as_bytes().to_vec()));
+    }
+    Forward {
         worker,
-        kind,
-        path_and_query,
+        location,
+        kind: pending.kind,
+        path_and_query: pending.path_and_query,
         headers,
-    })
+    }
 }
 
 /// The authority, else the one `Host` header. Two `Host` headers are refused even with an
@@ -169,6 +185,39 @@ mod tests {
         .unwrap()
     }
 
+    fn decide(head: &RequestHead, request_id: &str, config: &Config) -> Decision {
+        super::decide(Context {
+            head,
+            request_id,
+            config,
+        })
+    }
+
+    /// Decides, locates a subdomain or path worker as the glue would, and prepares it.
+    fn forward(head: &RequestHead, config: &Config) -> Result<Forward, DispatchError> {
+        let decision = decide(head, "rid", config);
+        let Step::Forward(pending) = decision.outcome? else {
+            panic!("not a forward")
+        };
+        let worker = pending.worker.clone().expect("named");
+        let location = match namespace::locate(&worker, pending.kind, config)? {
+            namespace::Located::Here(location) => location,
+            other => panic!("{other:?}"),
+        };
+        let ctx = Context {
+            head,
+            request_id: "rid",
+            config,
+        };
+        Ok(prepare_forward(
+            ctx,
+            decision.host.as_ref().unwrap(),
+            worker,
+            location,
+            pending,
+        ))
+    }
+
     fn head(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
         RequestHead {
             method: method.into(),
@@ -183,24 +232,19 @@ mod tests {
 
     #[test]
     fn subdomain_request_becomes_a_forward_with_trusted_headers() {
-        let decision = decide(
-            &head(
-                "POST",
-                "/a?b=1",
-                &[
-                    ("host", "echo.localhost:3000"),
-                    ("x-forwarded-for", "6.6.6.6"),
-                    ("spin-client-addr", "127.0.0.1:9"),
-                ],
-            ),
-            "rid",
-            &config(),
+        let request = head(
+            "POST",
+            "/a?b=1",
+            &[
+                ("host", "echo.localhost:3000"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("spin-client-addr", "127.0.0.1:9"),
+            ],
         );
-        assert_eq!(decision.route, Some(RouteKind::Subdomain));
-        let Ok(Step::Forward(forward)) = decision.outcome else {
-            panic!("{:?}", decision.outcome)
-        };
+        assert_eq!(decide(&request, "rid", &config()).route, Some(RouteKind::Subdomain));
+        let forward = forward(&request, &config()).unwrap();
         assert_eq!(forward.worker.as_str(), "echo");
+        assert_eq!(forward.location, Location::Local);
         assert_eq!(forward.path_and_query, "/a?b=1");
         assert!(
             forward
@@ -212,12 +256,12 @@ mod tests {
 
     #[test]
     fn unknown_worker_is_404_without_calling_out() {
-        let decision = decide(&head("GET", "/", &[("host", "ghost.localhost")]), "rid", &config());
+        let request = head("GET", "/", &[("host", "ghost.localhost")]);
+        assert_eq!(decide(&request, "rid", &config()).worker.unwrap().as_str(), "ghost");
         assert_eq!(
-            decision.outcome.unwrap_err(),
+            forward(&request, &config()).unwrap_err(),
             DispatchError::WorkerNotFound("ghost".into())
         );
-        assert_eq!(decision.worker.unwrap().as_str(), "ghost");
     }
 
     #[test]
@@ -236,10 +280,7 @@ mod tests {
     fn authority_is_used_when_host_is_hidden() {
         let mut request = head("GET", "/", &[]);
         request.authority = Some("Echo.localhost:3000".into());
-        let decision = decide(&request, "rid", &config());
-        let Ok(Step::Forward(forward)) = decision.outcome else {
-            panic!("{:?}", decision.outcome)
-        };
+        let forward = forward(&request, &config()).unwrap();
         assert!(
             forward
                 .headers
@@ -277,7 +318,40 @@ mod tests {
     #[test]
     fn other_hosts_are_custom_domains() {
         let decision = decide(&head("GET", "/", &[("host", "shop.example.com")]), "rid", &config());
-        assert!(matches!(decision.outcome, Ok(Step::CustomDomain)));
+        assert!(matches!(
+            decision.outcome,
+            Ok(Step::Forward(Pending {
+                worker: None,
+                kind: RouteKind::CustomDomain,
+                ..
+            }))
+        ));
         assert_eq!(decision.route, Some(RouteKind::CustomDomain));
+    }
+
+    #[test]
+    fn cheap_checks_come_before_any_lookup() {
+        // A custom domain needs the database: a refused method or size must not get that far.
+        for (request, status) in [
+            (head("TRACE", "/", &[("host", "shop.example.com")]), 405),
+            (
+                head("PUT", "/", &[("host", "shop.example.com"), ("content-length", "101")]),
+                413,
+            ),
+            (
+                head(
+                    "GET",
+                    "/",
+                    &[
+                        ("host", "shop.example.com"),
+                        ("cdn-loop", "libra-dispatcher, libra-dispatcher"),
+                    ],
+                ),
+                508,
+            ),
+        ] {
+            let decision = decide(&request, "rid", &config());
+            assert_eq!(decision.outcome.unwrap_err().status(), status);
+        }
     }
 }

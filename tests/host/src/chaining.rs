@@ -64,7 +64,7 @@ impl WasiHttpHooks for Hooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<
         dyn Future<
@@ -78,8 +78,22 @@ impl WasiHttpHooks for Hooks {
         let caller = self.caller.clone();
         Box::new(async move {
             let Some(id) = chaining_target(request.uri()) else {
-                // The test host has no network: every other destination is refused.
-                return Err(Error::HttpRequestDenied);
+                // A real network send (a remote worker).
+                let uri = request.uri().clone();
+                app.outbound_log.lock().unwrap().push(format!(
+                    "{}://{}",
+                    uri.scheme_str().unwrap_or("http"),
+                    uri.authority().map_or("", |a| a.as_str())
+                ));
+                if !crate::outbound::is_allowed(&app.components[&caller].allowed_outbound_hosts, &uri) {
+                    eprintln!("test host: Outbound network destination not allowed: {uri}");
+                    return Err(Error::HttpRequestDenied);
+                }
+                let response = crate::outbound::send(&app.hosts, request, options).await?;
+                return Ok((
+                    response,
+                    Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ));
             };
             let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
             app.outbound_log

@@ -35,6 +35,12 @@ pub struct AppSpec {
     pub sqlite_files: Vec<PathBuf>,
     /// The test host's cap on an instance's linear memory (Spin has no such setting).
     pub memory_limit_bytes: Option<usize>,
+    /// Names the app's outbound requests resolve to; all others fail to resolve.
+    pub hosts: Vec<(String, std::net::IpAddr)>,
+    /// Where to listen; a port the kernel chooses when `None`.
+    pub listen: Option<SocketAddr>,
+    /// Another manifest than the shipped `spin.toml`.
+    pub manifest: Option<PathBuf>,
 }
 
 impl AppSpec {
@@ -56,6 +62,12 @@ impl AppSpec {
         self
     }
 
+    /// Resolves `name` to `ip` for the app's outbound requests.
+    pub fn host(mut self, name: &str, ip: &str) -> Self {
+        self.hosts.push((name.to_string(), ip.parse().expect("an IP address")));
+        self
+    }
+
     /// Runs one of the project's SQL files (relative to the repository root) at start.
     pub fn sqlite_file(mut self, relative: &str) -> Self {
         self.sqlite_files.push(project_root().join(relative));
@@ -73,16 +85,45 @@ pub struct Running {
     pub kind: HostKind,
     pub addr: SocketAddr,
     inner: Inner,
+    _manifest_dir: Option<tempfile::TempDir>,
 }
 
 impl Running {
+    /// An app of one worker component on every path (`route = "/..."`), as a tenant deployed on
+    /// its own is (its own Spin app, SpinApp or Fermyon Cloud app).
+    pub async fn start_single(kind: HostKind, package: &str, listen: SocketAddr) -> Result<Running> {
+        let dir = tempfile::tempdir()?;
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"{package}\"\n\
+                 [[trigger.http]]\nroute = \"/...\"\ncomponent = \"worker\"\n\
+                 [component.worker]\nsource = {:?}\n",
+                wasm_path(package).display().to_string()
+            ),
+        )?;
+        let spec = AppSpec {
+            manifest: Some(manifest),
+            listen: Some(listen),
+            ..AppSpec::default()
+        };
+        let mut running = Running::start(kind, &spec).await?;
+        running._manifest_dir = Some(dir);
+        Ok(running)
+    }
+
     pub async fn start(kind: HostKind, spec: &AppSpec) -> Result<Running> {
         match kind {
             HostKind::TestHost => {
                 let mut options = AppOptions {
                     variables: spec.variables.clone(),
+                    hosts: spec.hosts.iter().cloned().collect(),
                     ..AppOptions::default()
                 };
+                if let Some(manifest) = &spec.manifest {
+                    options.manifest = manifest.clone();
+                }
                 if let Some(limit) = spec.memory_limit_bytes {
                     options.memory_limit_bytes = limit;
                 }
@@ -98,25 +139,35 @@ impl Running {
                     let sql = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
                     app.sqlite_execute_batch(&sql)?;
                 }
-                let server = serve_http(app.clone(), "127.0.0.1:0".parse()?).await?;
+                let listen = spec.listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("valid"));
+                let server = serve_http(app.clone(), listen).await?;
                 Ok(Running {
                     kind,
                     addr: server.addr,
                     inner: Inner::TestHost { app, _server: server },
+                    _manifest_dir: None,
                 })
             }
             HostKind::Spin => {
-                let options = SpinOptions {
+                let mut options = SpinOptions {
                     variables: spec.variables.clone(),
                     extra_workers: spec.extra_workers.clone(),
                     sqlite_files: spec.sqlite_files.clone(),
+                    hosts: spec.hosts.clone(),
                     ..SpinOptions::default()
                 };
+                if let Some(listen) = spec.listen {
+                    options.listen = listen;
+                }
+                if let Some(manifest) = &spec.manifest {
+                    options.manifest = manifest.clone();
+                }
                 let spin = tokio::task::spawn_blocking(move || SpinApp::start(&options)).await??;
                 Ok(Running {
                     kind,
                     addr: spin.addr,
                     inner: Inner::Spin(spin),
+                    _manifest_dir: None,
                 })
             }
         }

@@ -18,6 +18,8 @@ pub mod harness;
 mod http_server;
 mod key_value;
 pub mod manifest;
+mod outbound;
+pub mod ports;
 mod postgres;
 pub mod postgres_server;
 pub mod spin_cli;
@@ -77,6 +79,8 @@ pub struct AppOptions {
     /// Count every call a component makes into the host, resource drops included, for
     /// [`App::host_calls`]. The benchmark uses it to explain where time goes.
     pub count_host_calls: bool,
+    /// Names the app's outbound requests resolve to before DNS is asked (its `/etc/hosts`).
+    pub hosts: BTreeMap<String, std::net::IpAddr>,
 }
 
 impl Default for AppOptions {
@@ -88,6 +92,7 @@ impl Default for AppOptions {
             memory_limit_bytes: 64 << 20,
             capture_stdout: true,
             count_host_calls: false,
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub(crate) struct AppInner {
     sqlite_statements: std::sync::atomic::AtomicU64,
     /// Per component id, when [`AppOptions::count_host_calls`] is set.
     host_calls: Option<Mutex<HashMap<String, u64>>>,
+    hosts: BTreeMap<String, std::net::IpAddr>,
     _sqlite_dir: tempfile::TempDir,
 }
 
@@ -324,6 +330,7 @@ impl App {
             sqlite: Mutex::new(sqlite),
             sqlite_statements: Default::default(),
             host_calls: options.count_host_calls.then(Mutex::default),
+            hosts: options.hosts.clone(),
             _sqlite_dir: sqlite_dir,
         })))
     }
@@ -387,7 +394,8 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// The `*.spin.internal` destinations components asked for, in order, denied ones included.
+    /// The destinations components asked for (`*.spin.internal` and real hosts), in order, denied
+    /// ones included.
     pub fn outbound_requests(&self) -> Vec<String> {
         self.0.outbound_log.lock().unwrap().clone()
     }

@@ -106,26 +106,6 @@ fn template() -> Result<&'static Path> {
     }
 }
 
-/// A port for a new server. PostgreSQL cannot be told to pick one itself, and a port that the
-/// kernel handed out for `bind(0)` and was then released may be handed out again at once to
-/// anyone asking the same way (a `spin up --listen 127.0.0.1:0` of another test, say). So ports
-/// come from below the kernel's ephemeral range (32768 and up), where nothing is handed out
-/// implicitly, in a sequence that differs per process, skipping any that are taken now.
-fn free_port() -> Result<u16> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    let start = std::process::id().wrapping_mul(7_919) % COUNT;
-    for _ in 0..COUNT {
-        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free port between {FIRST} and {}", FIRST + COUNT)
-}
-
 impl TestPostgres {
     pub fn start() -> Result<TestPostgres> {
         let dir = tempfile::tempdir()?;
@@ -141,7 +121,7 @@ impl TestPostgres {
         chown_to_postgres(dir.path())?;
         let mut server = TestPostgres {
             dir,
-            port: free_port()?,
+            port: crate::ports::free_port()?,
             child: None,
         };
         // Another process may have taken the port since it was checked: try the next one.
@@ -151,7 +131,7 @@ impl TestPostgres {
                 Ok(()) => return Ok(server),
                 Err(error) if attempts < 5 && format!("{error:#}").contains("could not bind") => {
                     attempts += 1;
-                    server.port = free_port()?;
+                    server.port = crate::ports::free_port()?;
                 }
                 Err(error) => return Err(error),
             }

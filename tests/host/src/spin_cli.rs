@@ -6,6 +6,11 @@
 //! logs), a manifest written for it (the shipped `spin.toml` with absolute sources, plus any
 //! test-only workers), a port the kernel chose (`--listen 127.0.0.1:0`; Spin reports it with
 //! `--format json`), and dies with the test process.
+//!
+//! `spin up` runs the app in a child process of its own (`spin trigger http`), which it stops
+//! when it gets SIGTERM but not when it is killed: so Spin runs in a process group of its own,
+//! stopped with SIGTERM (and then SIGKILL) as a group, and gets SIGTERM when the test process
+//! dies.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -49,6 +54,11 @@ pub struct SpinOptions {
     pub public_routes: Vec<(String, String)>,
     /// A command that runs Spin, such as `taskset -c 0` (it must exec Spin in its own process).
     pub wrapper: Vec<String>,
+    /// Name resolution for Spin's outbound requests: when not empty, Spin runs in a mount
+    /// namespace of its own where `/etc/hosts` holds exactly these names (and `localhost`) and
+    /// `/etc/resolv.conf` points at a loopback port nothing answers, so every other name fails
+    /// at once. Needs root (`unshare -m`), as CI has.
+    pub hosts: Vec<(String, std::net::IpAddr)>,
     /// The address to listen on; port 0 lets the kernel choose.
     pub listen: SocketAddr,
 }
@@ -65,6 +75,7 @@ impl Default for SpinOptions {
             args: Vec::new(),
             public_routes: Vec::new(),
             wrapper: Vec::new(),
+            hosts: Vec::new(),
             listen: "127.0.0.1:0".parse().expect("valid address"),
         }
     }
@@ -102,14 +113,27 @@ impl SpinApp {
         std::fs::create_dir_all(&state)?;
 
         let spin = spin_binary()?;
-        let mut command = match options.wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(&spin);
-                command
+        let mut program: Vec<std::ffi::OsString> = Vec::new();
+        if !options.hosts.is_empty() {
+            let hosts = dir.path().join("hosts");
+            let mut table = String::from("127.0.0.1 localhost\n::1 localhost\n");
+            for (name, ip) in &options.hosts {
+                table.push_str(&format!("{ip} {name}\n"));
             }
-            None => Command::new(&spin),
-        };
+            std::fs::write(&hosts, table)?;
+            let resolv = dir.path().join("resolv.conf");
+            std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")?;
+            program.extend(["unshare", "-m", "--", "sh", "-c"].map(Into::into));
+            program.push(
+                "mount --bind \"$0\" /etc/hosts && mount --bind \"$1\" /etc/resolv.conf && shift && exec \"$@\"".into(),
+            );
+            program.push(hosts.into());
+            program.push(resolv.into());
+        }
+        program.extend(options.wrapper.iter().map(Into::into));
+        program.push(spin.into());
+        let mut command = Command::new(&program[0]);
+        command.args(&program[1..]);
         command
             .arg("up")
             .arg("--from")
@@ -144,13 +168,13 @@ impl SpinApp {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("spin-stderr.txt"))?);
+        command.process_group(0);
         let mut child = spawn_tied_to_this_process(command)?;
         let stdout = child.stdout.take().expect("piped");
         let addr = match read_base_url(stdout) {
             Ok(addr) => addr,
             Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop_group(&mut child);
                 let stderr = std::fs::read_to_string(dir.path().join("spin-stderr.txt")).unwrap_or_default();
                 bail!("spin up did not start: {error:#}\n{stderr}");
             }
@@ -162,8 +186,15 @@ impl SpinApp {
         format!("http://{}", self.addr)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The process that serves the app: `spin up`'s `spin trigger http` child.
+    pub fn server_pid(&self) -> Result<u32> {
+        let parent = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))?;
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .context("spin up has no child process")
     }
 
     /// The app's state directory (`--state-dir`).
@@ -198,9 +229,10 @@ impl SpinApp {
         self.state_dir().join("sqlite_key_value.db")
     }
 
-    /// Resident and peak resident memory of the Spin process, in KiB (`/proc/<pid>/status`).
+    /// Resident and peak resident memory of the serving Spin process, in KiB
+    /// (`/proc/<pid>/status`).
     pub fn memory_kib(&self) -> Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server_pid()?))?;
         let field = |name: &str| -> Result<u64> {
             status
                 .lines()
@@ -215,9 +247,17 @@ impl SpinApp {
 
 impl Drop for SpinApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
+}
+
+/// Stops `spin up` and its trigger process: SIGTERM to the group (Spin passes it on and exits),
+/// then SIGKILL to whatever is left of it.
+fn stop_group(child: &mut Child) {
+    let group = -(child.id() as i32);
+    unsafe { libc::kill(group, libc::SIGTERM) };
+    let _ = child.wait();
+    unsafe { libc::kill(group, libc::SIGKILL) };
 }
 
 /// The manifest a test runs: the base manifest with every source made absolute (the file is
@@ -301,7 +341,8 @@ fn read_base_url(stdout: std::process::ChildStdout) -> Result<SocketAddr> {
     }
 }
 
-/// Starts `command` with `PR_SET_PDEATHSIG`, from a thread that lives as long as the process:
+/// Starts `command` with `PR_SET_PDEATHSIG` (SIGTERM, so Spin stops its trigger process too),
+/// from a thread that lives as long as the process:
 /// the signal is sent when the *thread* that forked exits, so forking from a test's own thread
 /// would kill Spin when that test's thread ends.
 fn spawn_tied_to_this_process(mut command: Command) -> Result<Child> {
@@ -321,7 +362,7 @@ fn spawn_tied_to_this_process(mut command: Command) -> Result<Child> {
     });
     unsafe {
         command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             Ok(())
         });
     }

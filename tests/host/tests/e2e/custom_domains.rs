@@ -1,6 +1,7 @@
 //! Custom domains, resolved from a real PostgreSQL server (started by the test) and from the
 //! embedded SQLite default, through the real dispatcher component.
 
+use libra_dispatcher::cache::{self, CacheEntry};
 use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::project_root;
 
@@ -296,14 +297,11 @@ async fn the_cache_saves_every_query_until_it_expires(host: HostKind) {
             .await;
 
         // Expiry: age the entry as time would (the cache stores its own deadline).
-        let key = libra_dispatcher::custom_domain::cache_key("shop.example.com");
-        let entry = libra_dispatcher::custom_domain::CacheEntry::decode(&app.key_value_get(&key).unwrap()).unwrap();
-        assert_eq!(entry.worker.as_deref(), Some("echo"));
-        app.key_value_set(
-            &key,
-            &libra_dispatcher::custom_domain::CacheEntry { expires_at: 1, ..entry }.encode(),
-        )
-        .unwrap();
+        let key = cache::key("default", cache::Kind::CustomDomain, "shop.example.com");
+        let entry = CacheEntry::decode(&app.key_value_get(&key).unwrap(), &[]).unwrap();
+        assert_eq!(entry.worker.as_ref().map(|w| w.as_str()), Some("echo"));
+        app.key_value_set(&key, &CacheEntry { expires_at: 1, ..entry }.encode())
+            .unwrap();
         assert_eq!(get("shop.example.com", "/").send(app).await.status, 200);
         fixture
             .expect_lookups(before, 3, "an expired entry is looked up again")
@@ -326,7 +324,7 @@ async fn ttls_come_from_variables_and_zero_turns_the_cache_off(host: HostKind) {
         assert!(
             fixture
                 .app
-                .key_value_get(&libra_dispatcher::custom_domain::cache_key("shop.example.com"))
+                .key_value_get(&cache::key("default", cache::Kind::CustomDomain, "shop.example.com"))
                 .is_none()
         );
     }

@@ -11,4 +11,5 @@ mod footprint;
 mod forwarding;
 mod limits_and_failures;
 mod manifest;
+mod remote;
 mod routing;

@@ -43,7 +43,11 @@ fn the_dispatcher_owns_the_only_public_route_and_can_reach_workers() {
     let dispatcher = &manifest.component["dispatcher"];
     assert_eq!(
         dispatcher.allowed_outbound_hosts,
-        vec!["http://*.spin.internal", "postgres://{{ postgres_host }}"]
+        vec![
+            "http://*.spin.internal",
+            "postgres://{{ postgres_host }}",
+            "{{ remote_hosts }}"
+        ]
     );
     for worker in manifest.private_components() {
         assert!(

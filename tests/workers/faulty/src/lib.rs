@@ -7,6 +7,7 @@
 //! - `/trap-mid-body`: sends headers and a first chunk, then traps.
 //! - `/cookie`: answers 200 with `Set-Cookie` and HTML, to see what path dispatch lets through.
 //! - `/status/N`: answers status N with a small body.
+//! - `/redirect`: answers 302 to `http://elsewhere.test/`, which a proxy must pass on, not follow.
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
 
@@ -49,6 +50,10 @@ impl Guest for Faulty {
                     ],
                 );
                 write_pattern(body, 65_536, true);
+            }
+            "/redirect" => {
+                let body = respond(response_out, 302, &[("location", "http://elsewhere.test/")]);
+                write_all(body, b"");
             }
             "/cookie" => {
                 let body = respond(

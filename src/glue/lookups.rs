@@ -1,0 +1,244 @@
+//! Lookups in Libra's database, each behind the key-value cache: which worker a custom domain
+//! goes to, and whether a name is a deployed remote worker. The database is PostgreSQL through
+//! Spin's outbound-pg when `postgres_url` is set, else Spin's built-in SQLite database.
+
+use spin_sdk::key_value::Store;
+
+use crate::cache::{self, CacheEntry};
+use crate::config::DatabaseConfig;
+use crate::custom_domain;
+use crate::error::DispatchError;
+use crate::membership;
+use crate::pipeline::Context;
+use crate::pipeline::worker_name::WorkerName;
+
+/// The worker serving custom domain `host`, `None` if no verified, active project claims it.
+pub fn custom_domain(ctx: Context, database: &DatabaseConfig, host: &str) -> Result<Option<WorkerName>, DispatchError> {
+    cached(ctx, database, cache::Kind::CustomDomain, host, |database| {
+        let Some(url) = database::custom_domain(host, database)? else {
+            return Ok(None);
+        };
+        let config = ctx.config;
+        match custom_domain::worker_from_deploy_url(&url, &config.base_domain, &config.reserved_names) {
+            Ok(worker) => Ok(Some(worker)),
+            Err(problem) => {
+                super::write_log_line(
+                    serde_json::json!({
+                        "time": super::io::now_rfc3339(),
+                        "level": "warn",
+                        "requestId": ctx.request_id,
+                        "message": "custom domain not served: its production_deploy_url is not <worker>.<base_domain>",
+                        "host": host,
+                        "reason": format!("{problem:?}"),
+                    })
+                    .to_string(),
+                );
+                Ok(None)
+            }
+        }
+    })
+}
+
+/// Whether `worker` is deployed as a remote worker: an active project's `production_deploy_url`
+/// is its origin under the base domain.
+pub fn is_deployed(ctx: Context, database: &DatabaseConfig, worker: &WorkerName) -> Result<bool, DispatchError> {
+    let found = cached(ctx, database, cache::Kind::RemoteWorker, worker.as_str(), |database| {
+        let urls = membership::deploy_urls(worker, &ctx.config.base_domain);
+        Ok(database::is_deployed(&urls, database)?.then(|| worker.clone()))
+    })?;
+    Ok(found.is_some())
+}
+
+/// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (positive and
+/// negative answers alike; failures never). A cache that cannot be opened only costs queries.
+fn cached(
+    ctx: Context,
+    database: &DatabaseConfig,
+    kind: cache::Kind,
+    name: &str,
+    lookup: impl FnOnce(&DatabaseConfig) -> Result<Option<WorkerName>, database::Unavailable>,
+) -> Result<Option<WorkerName>, DispatchError> {
+    let store = Store::open_default().ok();
+    let key = cache::key(&ctx.config.namespace, kind, name);
+    let now = wasi::clocks::wall_clock::now().seconds;
+    if let Some(entry) = store
+        .as_ref()
+        .and_then(|store| store.get(&key).ok().flatten())
+        .and_then(|bytes| CacheEntry::decode(&bytes, &ctx.config.reserved_names))
+        .filter(|entry| entry.is_fresh(now))
+    {
+        return Ok(entry.worker);
+    }
+    let worker = lookup(database).map_err(|_| DispatchError::DatabaseUnavailable)?;
+    let ttl = if worker.is_some() {
+        database.cache_ttl_s
+    } else {
+        database.negative_ttl_s
+    };
+    if let (Some(store), true) = (store, ttl > 0) {
+        let entry = CacheEntry {
+            worker: worker.clone(),
+            expires_at: now + ttl,
+        };
+        let _ = store.set(&key, &entry.encode());
+    }
+    Ok(worker)
+}
+
+pub mod database {
+    use crate::config::DatabaseConfig;
+
+    /// The database could not answer; why is for the log, never for the client.
+    #[derive(Debug)]
+    pub struct Unavailable;
+
+    pub fn backend(database: &DatabaseConfig) -> &'static str {
+        if !database.postgres_url.is_empty() {
+            "postgres"
+        } else if cfg!(feature = "sqlite") {
+            "sqlite"
+        } else {
+            "none"
+        }
+    }
+
+    /// The stored `production_deploy_url` of the project serving `host`.
+    pub fn custom_domain(host: &str, database: &DatabaseConfig) -> Result<Option<String>, Unavailable> {
+        match backend(database) {
+            "postgres" => postgres::custom_domain(host, database),
+            "sqlite" => sqlite::custom_domain(host),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether an active project's deploy URL is one of `urls`.
+    pub fn is_deployed(urls: &[String; 2], database: &DatabaseConfig) -> Result<bool, Unavailable> {
+        match backend(database) {
+            "postgres" => postgres::is_deployed(urls, database),
+            "sqlite" => sqlite::is_deployed(urls),
+            _ => Ok(false),
+        }
+    }
+
+    /// One real round trip, for `/health/detailed`.
+    pub fn ping(database: &DatabaseConfig) -> Result<(), Unavailable> {
+        match backend(database) {
+            "postgres" => postgres::ping(database),
+            "sqlite" => sqlite::ping(),
+            _ => Ok(()),
+        }
+    }
+
+    mod postgres {
+        use spin_sdk::pg4::{Connection, DbValue, ParameterValue};
+
+        use super::{DatabaseConfig, Unavailable};
+        use crate::{custom_domain, membership};
+
+        fn connect(database: &DatabaseConfig) -> Result<Connection, Unavailable> {
+            let url = custom_domain::postgres_url_with_timeouts(&database.postgres_url, database.db_timeout_ms);
+            Connection::open(&url).map_err(|error| report(&error))
+        }
+
+        /// The one value of a query that always returns one row (see `custom_domain`).
+        fn scalar(database: &DatabaseConfig, sql: &str, parameters: &[ParameterValue]) -> Result<DbValue, Unavailable> {
+            let rows = connect(database)?
+                .query(sql, parameters)
+                .map_err(|error| report(&error))?;
+            rows.rows
+                .into_iter()
+                .next()
+                .and_then(|row| row.into_iter().next())
+                .ok_or(Unavailable)
+        }
+
+        pub fn custom_domain(host: &str, database: &DatabaseConfig) -> Result<Option<String>, Unavailable> {
+            let parameters = [ParameterValue::Str(host.to_string())];
+            match scalar(database, custom_domain::POSTGRES_LOOKUP, &parameters)? {
+                DbValue::Str(url) => Ok(Some(url)),
+                DbValue::DbNull => Ok(None),
+                _ => Err(Unavailable),
+            }
+        }
+
+        pub fn is_deployed(urls: &[String; 2], database: &DatabaseConfig) -> Result<bool, Unavailable> {
+            let parameters = urls.clone().map(ParameterValue::Str);
+            match scalar(database, membership::POSTGRES_IS_DEPLOYED, &parameters)? {
+                DbValue::Boolean(found) => Ok(found),
+                DbValue::DbNull => Ok(false),
+                _ => Err(Unavailable),
+            }
+        }
+
+        pub fn ping(database: &DatabaseConfig) -> Result<(), Unavailable> {
+            scalar(database, custom_domain::PING, &[]).map(|_| ())
+        }
+
+        fn report(error: &impl std::fmt::Debug) -> Unavailable {
+            eprintln!("libra-dispatcher: postgres: {error:?}");
+            Unavailable
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    mod sqlite {
+        use spin_sdk::sqlite3::{Connection, Value};
+
+        use super::Unavailable;
+        use crate::{custom_domain, membership};
+
+        /// The one value of a query that returns one row.
+        fn scalar(sql: &str, parameters: &[Value]) -> Result<Value, Unavailable> {
+            let connection = Connection::open_default().map_err(|error| report(&error))?;
+            let result = connection.execute(sql, parameters).map_err(|error| report(&error))?;
+            result
+                .rows
+                .into_iter()
+                .next()
+                .and_then(|row| row.values.into_iter().next())
+                .ok_or(Unavailable)
+        }
+
+        pub fn custom_domain(host: &str) -> Result<Option<String>, Unavailable> {
+            match scalar(custom_domain::SQLITE_LOOKUP, &[Value::Text(host.to_string())])? {
+                Value::Text(url) => Ok(Some(url)),
+                Value::Null => Ok(None),
+                _ => Err(Unavailable),
+            }
+        }
+
+        pub fn is_deployed(urls: &[String; 2]) -> Result<bool, Unavailable> {
+            match scalar(membership::SQLITE_IS_DEPLOYED, &urls.clone().map(Value::Text))? {
+                Value::Integer(_) => Ok(true),
+                Value::Null => Ok(false),
+                _ => Err(Unavailable),
+            }
+        }
+
+        pub fn ping() -> Result<(), Unavailable> {
+            scalar(custom_domain::PING, &[]).map(|_| ())
+        }
+
+        fn report(error: &impl std::fmt::Debug) -> Unavailable {
+            eprintln!("libra-dispatcher: sqlite: {error:?}");
+            Unavailable
+        }
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    mod sqlite {
+        use super::Unavailable;
+
+        pub fn custom_domain(_host: &str) -> Result<Option<String>, Unavailable> {
+            Ok(None)
+        }
+
+        pub fn is_deployed(_urls: &[String; 2]) -> Result<bool, Unavailable> {
+            Ok(false)
+        }
+
+        pub fn ping() -> Result<(), Unavailable> {
+            Ok(())
+        }
+    }
+}
