@@ -10,7 +10,10 @@
 //!   (c) the dispatcher, by subdomain,
 //!   (d) the dispatcher, by custom domain from SQLite, the cache warm,
 //!   (e) the same with the cache off (a second app, idle while the others run),
-//!   (h) the dispatcher's own `/health`.
+//!   (h) the dispatcher's own `/health`,
+//!   (r) the dispatcher to a remote `hello` (an app of its own on a loopback address) over HTTP,
+//!       membership from PostgreSQL with the cache warm,
+//!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_CORES=0,1` the cores for Spin and wrk.
@@ -19,18 +22,29 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions};
 use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::{project_root, wasm_path};
+
+/// Which of the benchmark's apps serves a mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    Main,
+    /// The same app with the domain cache off.
+    Uncached,
+    /// The app whose dispatcher has remote workers (and the HTTP forwarder).
+    RemoteFront,
+}
 
 #[derive(Clone, Copy)]
 struct Mode {
     key: char,
     label: &'static str,
+    /// `{port}` is the remote worker's port.
     host: &'static str,
     path: &'static str,
-    /// Served by the app with the domain cache off.
-    uncached: bool,
+    serving: Serving,
 }
 
 const MODES: &[Mode] = &[
@@ -39,62 +53,77 @@ const MODES: &[Mode] = &[
         label: "(a) hello, direct",
         host: "localhost",
         path: "/bench/direct",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 'b',
         label: "(b) forwarder -> hello",
         host: "localhost",
         path: "/bench/forwarder",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 'l',
         label: "(l) forwarder, 64 KiB stack -> hello",
         host: "localhost",
         path: "/bench/forwarder-lean",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 's',
         label: "(s) spin-sdk forwarder -> hello",
         host: "localhost",
         path: "/bench/forwarder-sdk",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 'c',
         label: "(c) dispatcher, subdomain",
         host: "hello.localhost",
         path: "/",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 'd',
         label: "(d) custom domain, cache warm",
         host: "shop.example.com",
         path: "/",
-        uncached: false,
+        serving: Serving::Main,
     },
     Mode {
         key: 'e',
         label: "(e) custom domain, cache off",
         host: "shop.example.com",
         path: "/",
-        uncached: true,
+        serving: Serving::Uncached,
     },
     Mode {
         key: 'h',
         label: "(h) dispatcher /health",
         host: "localhost",
         path: "/health",
-        uncached: false,
+        serving: Serving::Main,
+    },
+    Mode {
+        key: 'r',
+        label: "(r) dispatcher -> remote hello (HTTP)",
+        host: "remote-hello.localhost",
+        path: "/",
+        serving: Serving::RemoteFront,
+    },
+    Mode {
+        key: 'f',
+        label: "(f) forwarder -> remote hello (HTTP)",
+        host: "remote-hello.workers.test:{port}",
+        path: "/bench/forwarder-http",
+        serving: Serving::RemoteFront,
     },
 ];
 
 /// What `wrk` measured in one run.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    requests: u64,
     requests_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -110,11 +139,81 @@ fn seed_file() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
-    let mut options = SpinOptions {
+fn pinned(spin_core: &str) -> SpinOptions {
+    SpinOptions {
         wrapper: vec!["taskset".into(), "-c".into(), spin_core.into()],
         ..SpinOptions::default()
+    }
+}
+
+/// A remote worker as a tenant deploys one: `hello` alone, on every path, at `listen`.
+fn remote_hello(spin_core: &str, listen: &str) -> Result<(SpinApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"remote-hello\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+             [component.hello]\nsource = {:?}\n",
+            wasm_path("hello").display().to_string()
+        ),
+    )?;
+    let options = SpinOptions {
+        manifest,
+        listen: listen.parse()?,
+        ..pinned(spin_core)
     };
+    Ok((SpinApp::start(&options)?, dir))
+}
+
+/// The dispatcher with `remote-hello` as a remote worker, deployed according to `postgres`, and
+/// the HTTP forwarder beside it: both reach `remote-hello.workers.test:<port>`.
+fn remote_front(spin_core: &str, remote_port: u16, postgres: &TestPostgres) -> Result<SpinApp> {
+    let mut options = pinned(spin_core);
+    let remote_hosts = format!("http://*.workers.test:{remote_port}");
+    for (name, value) in [
+        (
+            "worker_url_template",
+            format!("http://{{worker}}.workers.test:{remote_port}"),
+        ),
+        ("remote_hosts", remote_hosts.clone()),
+        ("postgres_url", postgres.url("postgres")),
+        ("postgres_host", postgres.address()),
+        // Longer than the run, so "the cache warm" holds for every request measured.
+        ("domain_cache_ttl_s", "3600".into()),
+    ] {
+        options.variables.insert(name.into(), value);
+    }
+    options.extra_workers.push(ExtraWorker {
+        id: "forwarder-http".into(),
+        wasm: wasm_path("forwarder-http"),
+        allowed_outbound_hosts: vec![remote_hosts],
+    });
+    options
+        .public_routes
+        .push(("/bench/forwarder-http/...".into(), "forwarder-http".into()));
+    options
+        .hosts
+        .push(("remote-hello.workers.test".into(), "127.0.0.3".parse()?));
+    SpinApp::start(&options)
+}
+
+/// Membership lookups PostgreSQL has run.
+async fn membership_queries(postgres: &TestPostgres) -> Result<u64> {
+    let client = postgres.client("postgres").await?;
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+             WHERE query LIKE '%rtrim(production_deploy_url%'",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
+    let mut options = pinned(spin_core);
     for (name, value) in variables {
         options.variables.insert(name.to_string(), value.to_string());
     }
@@ -133,12 +232,13 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     SpinApp::start(&options)
 }
 
-fn wrk(core: &str, app: &SpinApp, mode: &Mode, seconds: f64, concurrency: usize) -> Result<Sample> {
+fn wrk(core: &str, app: &SpinApp, mode: &Mode, remote_port: u16, seconds: f64, concurrency: usize) -> Result<Sample> {
+    let host = mode.host.replace("{port}", &remote_port.to_string());
     let output = Command::new("taskset")
         .args(["-c", core, "wrk", "-t1", "--latency"])
         .arg(format!("-c{concurrency}"))
         .arg(format!("-d{seconds}s"))
-        .args(["-H", &format!("Host: {}", mode.host)])
+        .args(["-H", &format!("Host: {host}")])
         .arg(format!("{}{}", app.url(), mode.path))
         .output()
         .context("running wrk (apt-get install wrk)")?;
@@ -155,7 +255,13 @@ fn wrk(core: &str, app: &SpinApp, mode: &Mode, seconds: f64, concurrency: usize)
             .map(str::trim)
             .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
     };
+    let requests = text
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
     Ok(Sample {
+        requests,
         requests_per_s: field("Requests/sec:")?.parse()?,
         p50_ms: milliseconds(field("50%")?)?,
         p99_ms: milliseconds(field("99%")?)?,
@@ -198,11 +304,35 @@ fn main() -> Result<()> {
         spin_core,
         &[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")],
     )?;
-    let app_for = |mode: &Mode| if mode.uncached { &uncached } else { &main_app };
+    // The remote worker, and a database that says it is deployed.
+    let remote_port = libra_test_host::ports::free_port()?;
+    let (_remote, _remote_dir) = remote_hello(spin_core, &format!("127.0.0.3:{remote_port}"))?;
+    let postgres = TestPostgres::start()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        postgres
+            .execute("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await?;
+        let schema = std::fs::read_to_string(project_root().join("db/postgres/schema.sql"))?;
+        postgres.execute("postgres", &schema).await?;
+        postgres
+            .execute(
+                "postgres",
+                "INSERT INTO project (id, production_deploy_url) VALUES ('bench', 'https://remote-hello.localhost')",
+            )
+            .await
+    })?;
+    let remote_front = remote_front(spin_core, remote_port, &postgres)?;
+    let app_for = |mode: &Mode| match mode.serving {
+        Serving::Main => &main_app,
+        Serving::Uncached => &uncached,
+        Serving::RemoteFront => &remote_front,
+    };
     for mode in &modes {
         // Warm-up, and a check that every mode answers 200 under load.
-        wrk(wrk_core, app_for(mode), mode, 1.0, concurrency)?;
+        wrk(wrk_core, app_for(mode), mode, remote_port, 1.0, concurrency)?;
     }
+    let queries_before = runtime.block_on(membership_queries(&postgres))?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..modes.len()).collect();
@@ -210,9 +340,17 @@ fn main() -> Result<()> {
             order.reverse();
         }
         for i in order {
-            samples[i].push(wrk(wrk_core, app_for(&modes[i]), &modes[i], seconds, concurrency)?);
+            samples[i].push(wrk(
+                wrk_core,
+                app_for(&modes[i]),
+                &modes[i],
+                remote_port,
+                seconds,
+                concurrency,
+            )?);
         }
     }
+    let queries = runtime.block_on(membership_queries(&postgres))? - queries_before;
 
     println!(
         "real Spin ({}), Spin on core {spin_core}, wrk on core {wrk_core}: {rounds} rounds x {seconds} s, concurrency {concurrency}",
@@ -253,12 +391,20 @@ fn main() -> Result<()> {
         ('l', 's', "l/s (lean vs spin-sdk forwarder)", ""),
         ('d', 'c', "d/c (custom domain, cached)", "   target >= 0.95"),
         ('e', 'c', "e/c (custom domain, uncached)", ""),
+        ('r', 'f', "r/f (remote: dispatcher vs forwarder)", "   target >= 0.95"),
     ] {
         if let (Some(t), Some(b)) = (index(top), index(bottom))
             && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
         {
             println!("  {label:<40} {value:.3}  ({low:.3}-{high:.3}){target}");
         }
+    }
+    if let Some(r) = index('r') {
+        let requests: u64 = samples[r].iter().map(|s| s.requests).sum();
+        println!(
+            "membership queries during the (r) rounds: {queries} for {requests} requests ({:.4} per request, the cache warm)",
+            queries as f64 / requests.max(1) as f64
+        );
     }
     Ok(())
 }

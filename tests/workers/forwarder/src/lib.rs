@@ -1,5 +1,7 @@
 //! The benchmark's baseline: a component with no logic that chains every request to the `hello`
 //! worker, streaming both ways. Whatever the dispatcher costs on top of this is its own work.
+//! With the `outbound-http` feature (the `forwarder-http` package) it sends each request over
+//! real HTTP to the authority the request came with instead: the baseline for remote workers.
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
 
@@ -24,9 +26,11 @@ impl Guest for Forwarder {
         let outgoing = OutgoingRequest::new(Fields::from_list(&headers).expect("client headers are valid"));
         outgoing.set_method(&request.method()).expect("valid method");
         outgoing.set_scheme(Some(&Scheme::Http)).expect("valid scheme");
-        outgoing
-            .set_authority(Some("hello.spin.internal"))
-            .expect("valid authority");
+        #[cfg(not(feature = "outbound-http"))]
+        let authority = Some("hello.spin.internal".to_string());
+        #[cfg(feature = "outbound-http")]
+        let authority = request.authority();
+        outgoing.set_authority(authority.as_deref()).expect("valid authority");
         outgoing
             .set_path_with_query(request.path_with_query().as_deref())
             .expect("valid path");
