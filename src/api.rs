@@ -56,8 +56,12 @@ pub struct Routing {
     pub query: String,
 }
 
-/// `scheme` and `port` come from the request, so the examples work as printed (locally,
-/// `http://my-app.localhost:3000/`).
+/// The worker name used in examples (the OpenAPI document's too).
+pub const EXAMPLE_WORKER: &str = "my-app";
+
+/// `scheme` and `port` come from the request, so the examples have the right shape (locally,
+/// `http://my-app.localhost:3000/`). The worker in them is a placeholder, never a real tenant's
+/// name: the endpoint must not tell anyone which tenants exist.
 pub fn namespace_info<'a>(
     config: &'a Config,
     workers: &[WorkerName],
@@ -67,7 +71,7 @@ pub fn namespace_info<'a>(
     timestamp: &'a str,
     request_id: &'a str,
 ) -> NamespaceInfo<'a> {
-    let example = workers.first().map_or("my-app", WorkerName::as_str);
+    let example = EXAMPLE_WORKER;
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     NamespaceInfo {
         service: SERVICE,
@@ -102,9 +106,10 @@ mod tests {
         let info = serde_json::to_value(namespace_info(&config, &workers, "prod", "https", None, "t", "rid")).unwrap();
         assert_eq!(info["namespace"]["name"], "prod");
         assert_eq!(info["namespace"]["workerCount"], 2);
-        assert_eq!(info["routing"]["subdomain"], "https://echo.libra.sh/");
-        assert_eq!(info["routing"]["path"], "/dispatch/echo/");
-        assert_eq!(info["routing"]["query"], "/dispatch?worker=echo");
+        assert_eq!(info["routing"]["subdomain"], "https://my-app.libra.sh/");
+        assert_eq!(info["routing"]["path"], "/dispatch/my-app/");
+        assert_eq!(info["routing"]["query"], "/dispatch?worker=my-app");
+        assert!(!info.to_string().contains("echo") && !info.to_string().contains("hello"));
         assert_eq!(info["requestId"], "rid");
     }
 }
@@ -141,9 +146,26 @@ pub struct DatabaseCheck {
 #[derive(Debug, Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct NamespaceCheck {
-    /// `ok`, or `empty` when no worker is deployed.
+    /// `ok`; `empty` when the namespace can hold no worker (no local one, no remote source);
+    /// `error` when the remote settings are invalid.
     pub status: &'static str,
+    /// Local workers: components of this app.
     pub workers: usize,
+    /// Where remote workers come from: `none`, `listed` (`remote_workers`), `database`, or
+    /// `invalid` (see the log).
+    pub remote: &'static str,
+}
+
+/// How the namespace finds its remote members, for `/health/detailed`.
+pub fn remote_members(remote: &Result<Option<crate::config::Remote>, crate::config::ConfigError>) -> &'static str {
+    match remote {
+        Ok(None) => "none",
+        Ok(Some(remote)) => match remote.members {
+            crate::config::RemoteMembers::Listed(_) => "listed",
+            crate::config::RemoteMembers::Database => "database",
+        },
+        Err(_) => "invalid",
+    }
 }
 
 impl HealthDetailed<'_> {
@@ -157,12 +179,19 @@ pub fn health_detailed<'a>(
     environment: &'a str,
     database: DatabaseCheck,
     workers: usize,
+    remote: &'static str,
 ) -> HealthDetailed<'a> {
-    let namespace = NamespaceCheck {
-        status: if workers > 0 { "ok" } else { "empty" },
-        workers,
+    let status = match remote {
+        "invalid" => "error",
+        "none" if workers == 0 => "empty",
+        _ => "ok",
     };
-    let healthy = database.status == "ok" && workers > 0;
+    let namespace = NamespaceCheck {
+        status,
+        workers,
+        remote,
+    };
+    let healthy = database.status == "ok" && status == "ok";
     HealthDetailed {
         status: if healthy { "ok" } else { "degraded" },
         timestamp,

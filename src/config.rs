@@ -1,12 +1,21 @@
-//! The dispatcher's configuration, read from Spin variables on every request (Spin keeps no state
-//! between requests, so there is nothing to cache it in).
+//! The dispatcher's configuration, from Spin variables. Spin keeps nothing between requests, so
+//! it is read on every request, and on Spin 4.0.2 each variable costs a thread hand-off in the
+//! environment provider (see the README's "Performance"). So the settings a request needs come
+//! in two bundles, each one component variable of `spin.toml` whose template joins several
+//! application variables: one host call apiece, and only the requests that need the second one
+//! read it. Secrets are read on their own, only where used.
+//!
+//! - [`ROUTING`]: what every request needs (classify, route, admit, log);
+//! - [`LOOKUPS`]: what a custom domain or a remote worker needs (cache keys, TTLs, the remote
+//!   template), read after routing when the request needs it;
+//! - `postgres_url`, `admin_token`, `environment`: read where they are used.
 
 use crate::pipeline::host;
 use crate::pipeline::worker_name::WorkerName;
 use crate::remote::WorkerUrlTemplate;
 
-/// Every variable the dispatcher reads, with the default used when the host does not define it.
-/// `spin.toml` declares the same names; a test keeps the two in step.
+/// Every application variable the dispatcher reads, with the default used when the host does not
+/// define it. `spin.toml` declares the same names; a test keeps the two in step.
 pub const VARIABLES: &[(&str, &str)] = &[
     ("base_domain", "localhost"),
     ("dispatcher_hosts", "localhost,127.0.0.1"),
@@ -26,6 +35,61 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("remote_workers", ""),
     ("max_loop_count", "1"),
 ];
+
+/// The `routing` bundle: the application variables every request needs, in template order.
+pub const ROUTING: &[&str] = &[
+    "base_domain",
+    "dispatcher_hosts",
+    "reserved_names",
+    "workers",
+    "max_body_bytes",
+    "upstream_timeout_ms",
+    "max_loop_count",
+    "log_level",
+];
+
+/// The `lookups` bundle: what custom domains and remote workers need, in template order.
+pub const LOOKUPS: &[&str] = &[
+    "namespace",
+    "worker_url_template",
+    "remote_workers",
+    "domain_cache_ttl_s",
+    "domain_negative_ttl_s",
+    "db_timeout_ms",
+];
+
+/// Separates the values in a bundle: U+001F (the ASCII unit separator), which no setting
+/// contains; one that did would give the bundle a value too many, and be refused.
+pub const SEPARATOR: char = '\u{1f}';
+
+/// The template of a bundle, as `spin.toml` must spell it.
+pub fn bundle_template(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("{{{{ {name} }}}}"))
+        .collect::<Vec<_>>()
+        .join(&SEPARATOR.to_string())
+}
+
+/// The values of a bundle, by name.
+pub fn unbundle<'a>(
+    bundle_name: &'static str,
+    value: &'a str,
+    names: &'static [&'static str],
+) -> Result<impl Fn(&str) -> Option<String> + 'a, ConfigError> {
+    let values: Vec<&str> = value.split(SEPARATOR).collect();
+    if values.len() != names.len() {
+        return Err(ConfigError {
+            variable: bundle_name,
+            problem: format!(
+                "has {} values, not {}: a variable contains U+001F, or spin.toml's template is not the one this build reads",
+                values.len(),
+                names.len()
+            ),
+        });
+    }
+    Ok(move |name: &str| names.iter().position(|n| *n == name).map(|i| values[i].to_string()))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -61,11 +125,6 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub upstream_timeout_ms: u64,
     pub log_level: LogLevel,
-    /// The namespace's name: shown by `GET /dispatch`, and the prefix of every cache key.
-    pub namespace: String,
-    /// Remote members, if any. A bad template fails only the requests that need it: local
-    /// workers keep working.
-    pub remote: Result<Option<Remote>, ConfigError>,
     /// How many times a request may already carry this dispatcher's `CDN-Loop` token.
     pub max_loop_count: usize,
 }
@@ -131,37 +190,10 @@ impl Config {
             "error" => LogLevel::Error,
             _ => return Err(fail("log_level", "not one of debug, info, warn, error".into())),
         };
-        let namespace = get("namespace").trim().to_string();
-        if namespace.is_empty()
-            || namespace.len() > 63
-            || !namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(fail("namespace", "not 1-63 of [A-Za-z0-9._-]".into()));
-        }
         let max_loop_count = get("max_loop_count")
             .trim()
             .parse::<usize>()
             .map_err(|_| fail("max_loop_count", "not a whole number".into()))?;
-        let template = get("worker_url_template");
-        let remote = if template.trim().is_empty() {
-            Ok(None)
-        } else {
-            WorkerUrlTemplate::parse(&template, &base_domain, &dispatcher_hosts)
-                .map_err(|problem| fail("worker_url_template", problem))
-                .map(|template| {
-                    let listed = get("remote_workers");
-                    Some(Remote {
-                        template,
-                        members: if listed.trim().is_empty() {
-                            RemoteMembers::Database
-                        } else {
-                            RemoteMembers::Listed(listed)
-                        },
-                    })
-                })
-        };
         Ok(Config {
             base_domain,
             dispatcher_hosts,
@@ -170,8 +202,6 @@ impl Config {
             max_body_bytes,
             upstream_timeout_ms,
             log_level,
-            namespace,
-            remote,
             max_loop_count,
         })
     }
@@ -203,33 +233,64 @@ impl Config {
     }
 }
 
-/// What lookups in Libra's database need (custom domains, remote members); read only when a
-/// request needs one (or for `/health/detailed`), so subdomain dispatch pays no host calls for it.
+/// What custom domains and remote workers need (the `lookups` bundle), read only by the requests
+/// that need them.
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// Empty: use the embedded SQLite database instead.
-    pub postgres_url: String,
+pub struct LookupConfig {
+    /// The namespace's name: shown by `GET /dispatch`, and the prefix of every cache key, so two
+    /// deployments can share one key-value store.
+    pub namespace: String,
+    /// Remote members, if any. A bad template fails only the requests that need it: local
+    /// workers keep working.
+    pub remote: Result<Option<Remote>, ConfigError>,
     pub cache_ttl_s: u64,
     pub negative_ttl_s: u64,
     pub db_timeout_ms: u64,
 }
 
-impl DatabaseConfig {
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DatabaseConfig, ConfigError> {
+impl LookupConfig {
+    /// `config` is the routing configuration: a remote template must not point back at its hosts.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> Result<LookupConfig, ConfigError> {
         let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
+        let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
         let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
             get(name)
                 .trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n >= min)
-                .ok_or(ConfigError {
-                    variable: name,
-                    problem: format!("not a whole number of at least {min}"),
+                .ok_or_else(|| fail(name, format!("not a whole number of at least {min}")))
+        };
+        let namespace = get("namespace").trim().to_string();
+        if namespace.is_empty()
+            || namespace.len() > 63
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(fail("namespace", "not 1-63 of [A-Za-z0-9._-]".into()));
+        }
+        let template = get("worker_url_template");
+        let remote = if template.trim().is_empty() {
+            Ok(None)
+        } else {
+            WorkerUrlTemplate::parse(&template, &config.base_domain, &config.dispatcher_hosts)
+                .map_err(|problem| fail("worker_url_template", problem))
+                .map(|template| {
+                    let listed = get("remote_workers");
+                    Some(Remote {
+                        template,
+                        members: if listed.trim().is_empty() {
+                            RemoteMembers::Database
+                        } else {
+                            RemoteMembers::Listed(listed)
+                        },
+                    })
                 })
         };
-        Ok(DatabaseConfig {
-            postgres_url: get("postgres_url").trim().to_string(),
+        Ok(LookupConfig {
+            namespace,
+            remote,
             cache_ttl_s: number("domain_cache_ttl_s", 0)?,
             negative_ttl_s: number("domain_negative_ttl_s", 0)?,
             db_timeout_ms: number("db_timeout_ms", 1)?,
@@ -300,16 +361,46 @@ mod tests {
         assert!(upper.has_worker(&WorkerName::parse("my-app", &[]).unwrap()));
     }
 
+    fn lookups(pairs: &[(&str, &str)]) -> Result<LookupConfig, ConfigError> {
+        LookupConfig::from_lookup(
+            |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()),
+            &config_of(&[]),
+        )
+    }
+
     #[test]
-    fn domain_settings_have_defaults_and_are_checked() {
-        let domains = DatabaseConfig::from_lookup(|_| None).unwrap();
+    fn lookup_settings_have_defaults_and_are_checked() {
+        let lookups = lookups(&[]).unwrap();
         assert_eq!(
-            (domains.cache_ttl_s, domains.negative_ttl_s, domains.db_timeout_ms),
+            (lookups.cache_ttl_s, lookups.negative_ttl_s, lookups.db_timeout_ms),
             (60, 10, 2000)
         );
-        assert!(domains.postgres_url.is_empty());
-        let bad = DatabaseConfig::from_lookup(|n| (n == "db_timeout_ms").then(|| "0".to_string()));
-        assert_eq!(bad.unwrap_err().variable, "db_timeout_ms");
+        assert_eq!(lookups.namespace, "default");
+        assert_eq!(
+            super::tests::lookups(&[("db_timeout_ms", "0")]).unwrap_err().variable,
+            "db_timeout_ms"
+        );
+    }
+
+    #[test]
+    fn bundles_split_into_their_variables() {
+        let value = ["libra.sh", "", "", "a,b", "10", "20", "1", "warn"].join(&SEPARATOR.to_string());
+        let get = unbundle("routing", &value, ROUTING).unwrap();
+        assert_eq!(get("base_domain").as_deref(), Some("libra.sh"));
+        assert_eq!(get("workers").as_deref(), Some("a,b"));
+        assert_eq!(get("namespace"), None);
+        let config = Config::from_lookup(get).unwrap();
+        assert_eq!((config.max_body_bytes, config.log_level), (10, LogLevel::Warn));
+        // A value containing the separator shifts the others: refused, never misread.
+        let shifted = format!("libra.sh{SEPARATOR}x{SEPARATOR}{value}");
+        assert_eq!(
+            unbundle("routing", &shifted, ROUTING).err().unwrap().variable,
+            "routing"
+        );
+        assert_eq!(
+            bundle_template(&["a", "b"]),
+            format!("{{{{ a }}}}{SEPARATOR}{{{{ b }}}}")
+        );
     }
 
     #[test]
@@ -328,28 +419,29 @@ mod tests {
 
     #[test]
     fn remote_members_come_from_the_template_and_the_list() {
-        assert!(matches!(config_of(&[]).remote, Ok(None)));
-        let from_database = config_of(&[("worker_url_template", "http://{worker}.workers.test")]);
+        assert!(matches!(lookups(&[]).unwrap().remote, Ok(None)));
+        let from_database = lookups(&[("worker_url_template", "http://{worker}.workers.test")]).unwrap();
         assert_eq!(from_database.remote.unwrap().unwrap().members, RemoteMembers::Database);
-        let listed = config_of(&[
+        let listed = lookups(&[
             ("worker_url_template", "https://libra-{worker}.fermyon.app"),
             ("remote_workers", "a,b"),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(
             listed.remote.unwrap().unwrap().members,
             RemoteMembers::Listed("a,b".into())
         );
         // A template that loops back is refused, but only remote requests need it.
-        let looping = config_of(&[("worker_url_template", "http://{worker}.localhost:3000")]);
+        let looping = lookups(&[("worker_url_template", "http://{worker}.localhost:3000")]).unwrap();
         assert_eq!(looping.remote.unwrap_err().variable, "worker_url_template");
     }
 
     #[test]
     fn the_namespace_is_a_safe_key_prefix() {
-        assert_eq!(config_of(&[("namespace", " prod.eu-1 ")]).namespace, "prod.eu-1");
+        assert_eq!(lookups(&[("namespace", " prod.eu-1 ")]).unwrap().namespace, "prod.eu-1");
         for bad in ["", "a:b", "a b", &"n".repeat(64)] {
             assert_eq!(
-                config(&[("namespace", bad)]).unwrap_err().variable,
+                lookups(&[("namespace", bad)]).unwrap_err().variable,
                 "namespace",
                 "{bad}"
             );

@@ -47,6 +47,9 @@ pub enum DispatchError {
     LoopDetected,
     /// A Spin variable holds a value the dispatcher cannot use.
     Configuration,
+    /// A Spin variable the request needs cannot be read (its provider failed). Never replaced by
+    /// a default: a secret or database setting that silently fell back would fail open.
+    ConfigurationUnavailable,
     /// The custom-domain database failed, was unreachable, or was too slow.
     DatabaseUnavailable,
     /// An admin endpoint without the right bearer token.
@@ -66,7 +69,7 @@ impl DispatchError {
             HeadersTooLarge { .. } => 431,
             Configuration => 500,
             WorkerFailed | WorkerUnreachable => 502,
-            DatabaseUnavailable => 503,
+            DatabaseUnavailable | ConfigurationUnavailable => 503,
             WorkerTimeout => 504,
             LoopDetected => 508,
         }
@@ -95,6 +98,7 @@ impl DispatchError {
             WorkerUnreachable => "worker_unreachable",
             LoopDetected => "loop_detected",
             Configuration => "configuration_error",
+            ConfigurationUnavailable => "configuration_unavailable",
             DatabaseUnavailable => "database_unavailable",
             Unauthorized => "unauthorized",
         }
@@ -122,6 +126,7 @@ impl DispatchError {
             WorkerUnreachable => "Worker unreachable",
             LoopDetected => "Loop detected",
             Configuration => "Dispatcher misconfigured",
+            ConfigurationUnavailable => "Configuration unavailable",
             DatabaseUnavailable => "Database unavailable",
             Unauthorized => "Unauthorized",
         }
@@ -152,6 +157,7 @@ impl DispatchError {
             WorkerUnreachable => "The worker's host could not be reached.".into(),
             LoopDetected => "This request has already passed through the dispatcher; it would loop.".into(),
             Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
+            ConfigurationUnavailable => "The dispatcher cannot read its configuration right now; retry shortly.".into(),
             DatabaseUnavailable => "The namespace's database cannot be reached right now; retry shortly.".into(),
             Unauthorized => "This endpoint needs an Authorization: Bearer token.".into(),
         }
@@ -161,7 +167,9 @@ impl DispatchError {
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             DispatchError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
-            DispatchError::DatabaseUnavailable => vec![("retry-after", RETRY_AFTER_S.to_string())],
+            DispatchError::DatabaseUnavailable | DispatchError::ConfigurationUnavailable => {
+                vec![("retry-after", RETRY_AFTER_S.to_string())]
+            }
             DispatchError::Unauthorized => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
         }
@@ -224,6 +232,7 @@ impl DispatchError {
             WorkerUnreachable,
             LoopDetected,
             Configuration,
+            ConfigurationUnavailable,
             DatabaseUnavailable,
             Unauthorized,
         ]
@@ -289,6 +298,7 @@ mod tests {
                 | DispatchError::WorkerUnreachable
                 | DispatchError::LoopDetected
                 | DispatchError::Configuration
+                | DispatchError::ConfigurationUnavailable
                 | DispatchError::DatabaseUnavailable
                 | DispatchError::Unauthorized => {}
             }

@@ -313,7 +313,7 @@ fn worker_name_schema() -> Value {
         "type": "string",
         "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         "not": { "enum": BUILT_IN_RESERVED },
-        "examples": ["my-app"]
+        "examples": [crate::api::EXAMPLE_WORKER]
     })
 }
 

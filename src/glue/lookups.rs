@@ -5,16 +5,42 @@
 use spin_sdk::key_value::Store;
 
 use crate::cache::{self, CacheEntry};
-use crate::config::DatabaseConfig;
+use crate::config::LookupConfig;
 use crate::custom_domain;
 use crate::error::DispatchError;
 use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
 
+/// The database to ask: PostgreSQL when `postgres_url` is set, else the embedded SQLite one.
+pub struct Database {
+    postgres_url: String,
+    timeout_ms: u64,
+}
+
+/// Reads `postgres_url` (a secret, so only when a query is about to run). One that cannot be
+/// read fails closed: never the embedded database instead, which would answer for a different
+/// set of domains.
+pub fn database(ctx: Context, lookups: &LookupConfig) -> Result<Database, DispatchError> {
+    Ok(Database {
+        postgres_url: super::settings::single(ctx.request_id, "postgres_url")?,
+        timeout_ms: lookups.db_timeout_ms,
+    })
+}
+
+impl Database {
+    pub fn backend(&self) -> &'static str {
+        database::backend(self)
+    }
+
+    pub fn ping(&self) -> Result<(), database::Unavailable> {
+        database::ping(self)
+    }
+}
+
 /// The worker serving custom domain `host`, `None` if no verified, active project claims it.
-pub fn custom_domain(ctx: Context, database: &DatabaseConfig, host: &str) -> Result<Option<WorkerName>, DispatchError> {
-    cached(ctx, database, cache::Kind::CustomDomain, host, |database| {
+pub fn custom_domain(ctx: Context, lookups: &LookupConfig, host: &str) -> Result<Option<WorkerName>, DispatchError> {
+    cached(ctx, lookups, cache::Kind::CustomDomain, host, |database| {
         let Some(url) = database::custom_domain(host, database)? else {
             return Ok(None);
         };
@@ -41,8 +67,8 @@ pub fn custom_domain(ctx: Context, database: &DatabaseConfig, host: &str) -> Res
 
 /// Whether `worker` is deployed as a remote worker: an active project's `production_deploy_url`
 /// is its origin under the base domain.
-pub fn is_deployed(ctx: Context, database: &DatabaseConfig, worker: &WorkerName) -> Result<bool, DispatchError> {
-    let found = cached(ctx, database, cache::Kind::RemoteWorker, worker.as_str(), |database| {
+pub fn is_deployed(ctx: Context, lookups: &LookupConfig, worker: &WorkerName) -> Result<bool, DispatchError> {
+    let found = cached(ctx, lookups, cache::Kind::RemoteWorker, worker.as_str(), |database| {
         let urls = membership::deploy_urls(worker, &ctx.config.base_domain);
         Ok(database::is_deployed(&urls, database)?.then(|| worker.clone()))
     })?;
@@ -53,13 +79,13 @@ pub fn is_deployed(ctx: Context, database: &DatabaseConfig, worker: &WorkerName)
 /// negative answers alike; failures never). A cache that cannot be opened only costs queries.
 fn cached(
     ctx: Context,
-    database: &DatabaseConfig,
+    lookups: &LookupConfig,
     kind: cache::Kind,
     name: &str,
-    lookup: impl FnOnce(&DatabaseConfig) -> Result<Option<WorkerName>, database::Unavailable>,
+    lookup: impl FnOnce(&Database) -> Result<Option<WorkerName>, database::Unavailable>,
 ) -> Result<Option<WorkerName>, DispatchError> {
     let store = Store::open_default().ok();
-    let key = cache::key(&ctx.config.namespace, kind, name);
+    let key = cache::key(&lookups.namespace, kind, name);
     let now = wasi::clocks::wall_clock::now().seconds;
     if let Some(entry) = store
         .as_ref()
@@ -69,11 +95,12 @@ fn cached(
     {
         return Ok(entry.worker);
     }
-    let worker = lookup(database).map_err(|_| DispatchError::DatabaseUnavailable)?;
+    let database = database(ctx, lookups)?;
+    let worker = lookup(&database).map_err(|_| DispatchError::DatabaseUnavailable)?;
     let ttl = if worker.is_some() {
-        database.cache_ttl_s
+        lookups.cache_ttl_s
     } else {
-        database.negative_ttl_s
+        lookups.negative_ttl_s
     };
     if let (Some(store), true) = (store, ttl > 0) {
         let entry = CacheEntry {
@@ -86,7 +113,7 @@ fn cached(
 }
 
 pub mod database {
-    use crate::config::DatabaseConfig;
+    use super::Database as DatabaseConfig;
 
     /// The database could not answer; why is for the log, never for the client.
     #[derive(Debug)]
@@ -136,7 +163,7 @@ pub mod database {
         use crate::{custom_domain, membership};
 
         fn connect(database: &DatabaseConfig) -> Result<Connection, Unavailable> {
-            let url = custom_domain::postgres_url_with_timeouts(&database.postgres_url, database.db_timeout_ms);
+            let url = custom_domain::postgres_url_with_timeouts(&database.postgres_url, database.timeout_ms);
             Connection::open(&url).map_err(|error| report(&error))
         }
 

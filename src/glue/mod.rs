@@ -4,13 +4,14 @@
 mod forward;
 mod io;
 mod lookups;
+mod settings;
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 use crate::access_log::{self, AccessLog};
 use crate::api;
-use crate::config::{Config, ConfigError, DatabaseConfig};
+use crate::config::LookupConfig;
 use crate::error::DispatchError;
 use crate::pipeline::namespace::{self, Located, Location};
 use crate::pipeline::route::Endpoint;
@@ -52,7 +53,7 @@ impl Guest for Dispatcher {
             request_id::generate(bytes)
         });
 
-        let config = Config::from_lookup(spin_variable);
+        let config = settings::routing(&request_id);
         let (served, decision) = match &config {
             Ok(config) => {
                 let ctx = Context {
@@ -63,9 +64,8 @@ impl Guest for Dispatcher {
                 let mut decision = pipeline::decide(ctx);
                 (serve(request, response_out, ctx, &mut decision), Some(decision))
             }
-            Err(problem) => {
-                let error = configuration_error(&request_id, problem);
-                let status = io::send_problem(response_out, &error, &request_id, &head.method);
+            Err(error) => {
+                let status = io::send_problem(response_out, error, &request_id, &head.method);
                 (
                     Served {
                         error: Some(error.code()),
@@ -114,13 +114,10 @@ fn write_log_line(mut line: String) {
 /// Carries out the pipeline's decision; records the worker a lookup found in `decision`.
 fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context, decision: &mut Decision) -> Served {
     let (result, location) = match &decision.outcome {
-        Ok(Step::Endpoint(endpoint)) => {
-            if endpoint.needs_admin() && !crate::auth::is_authorized(&ctx.head.headers, &variable("admin_token")) {
-                (Err((response_out, DispatchError::Unauthorized)), None)
-            } else {
-                (respond_endpoint(*endpoint, response_out, ctx), None)
-            }
-        }
+        Ok(Step::Endpoint(endpoint)) => match authorize(ctx, *endpoint) {
+            Ok(()) => (respond_endpoint(*endpoint, response_out, ctx), None),
+            Err(error) => (Err((response_out, error)), None),
+        },
         Ok(Step::Forward(pending)) => {
             let host = decision.host.as_ref().expect("a forwarded request has a host");
             match locate(ctx, &host.name, pending) {
@@ -151,76 +148,55 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
     }
 }
 
+/// An admin endpoint needs the bearer token when `admin_token` is set. A token that cannot be
+/// read fails closed: the endpoint is unavailable, not public.
+fn authorize(ctx: Context, endpoint: Endpoint) -> Result<(), DispatchError> {
+    if !endpoint.needs_admin() {
+        return Ok(());
+    }
+    let token = settings::single(ctx.request_id, "admin_token")?;
+    if crate::auth::is_authorized(&ctx.head.headers, &token) {
+        Ok(())
+    } else {
+        Err(DispatchError::Unauthorized)
+    }
+}
+
 /// Names the worker (a custom domain's comes from the database) and finds where it lives.
 fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Location), DispatchError> {
-    let database =
-        || DatabaseConfig::from_lookup(spin_variable).map_err(|problem| configuration_error(ctx.request_id, &problem));
+    // Read once, and only when the request needs it.
+    let mut lookup_config: Option<LookupConfig> = None;
+    let mut lookup_config = || -> Result<LookupConfig, DispatchError> {
+        if lookup_config.is_none() {
+            lookup_config = Some(settings::lookups(ctx.request_id, ctx.config)?);
+        }
+        Ok(lookup_config.clone().expect("just read"))
+    };
     let worker = match &pending.worker {
         Some(worker) => worker.clone(),
-        None => lookups::custom_domain(ctx, &database()?, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
+        None => lookups::custom_domain(ctx, &lookup_config()?, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
     };
-    let location = match namespace::locate(&worker, pending.kind, ctx.config) {
+    if namespace::is_local(&worker, pending.kind, ctx.config) {
+        return Ok((worker, Location::Local));
+    }
+    let lookup_config = lookup_config()?;
+    let location = match namespace::locate_remote(&worker, &lookup_config) {
         Ok(Located::Here(location)) => location,
         Ok(Located::AskDatabase(origin)) => {
-            if !lookups::is_deployed(ctx, &database()?, &worker)? {
+            if !lookups::is_deployed(ctx, &lookup_config, &worker)? {
                 return Err(DispatchError::WorkerNotFound(worker.to_string()));
             }
             Location::Remote(origin)
         }
         Err(DispatchError::Configuration) => {
-            if let Err(problem) = &ctx.config.remote {
-                configuration_error(ctx.request_id, problem);
+            if let Err(problem) = &lookup_config.remote {
+                settings::invalid(ctx.request_id, problem);
             }
             return Err(DispatchError::Configuration);
         }
         Err(error) => return Err(error),
     };
     Ok((worker, location))
-}
-
-/// Logs which variable is unusable and why (for the operator, never the client) and gives the
-/// error the client gets.
-fn configuration_error(request_id: &str, problem: &ConfigError) -> DispatchError {
-    write_log_line(
-        serde_json::json!({
-            "time": io::now_rfc3339(),
-            "level": "error",
-            "requestId": request_id,
-            "message": "a variable is invalid",
-            "variable": problem.variable,
-            "problem": problem.problem,
-        })
-        .to_string(),
-    );
-    DispatchError::Configuration
-}
-
-/// A Spin variable's value; `None` when the host does not define it. The one place the
-/// dispatcher reads variables.
-fn spin_variable(name: &str) -> Option<String> {
-    match all_variables() {
-        Some(all) => all.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()),
-        None => spin_sdk::variables::get(name).ok(),
-    }
-}
-
-/// Every variable in one host call (`wasi:config/store.get-all`, Spin 3.0+): a request reads
-/// about seven, and host calls are most of what the dispatcher costs over a bare forwarder. An
-/// instance serves one request, so this is read once per request. `None` when some variable
-/// cannot be resolved; the caller then asks for each name, so one failing provider only affects
-/// the variables it backs.
-fn all_variables() -> Option<&'static [(String, String)]> {
-    static ALL: std::sync::OnceLock<Option<Vec<(String, String)>>> = std::sync::OnceLock::new();
-    ALL.get_or_init(|| spin_sdk::wit::wasi::config::store::get_all().ok())
-        .as_deref()
-}
-
-/// A Spin variable that routing does not need, read only when an endpoint asks for it.
-fn variable(name: &str) -> String {
-    spin_variable(name)
-        .unwrap_or_else(|| crate::config::default_of(name).to_string())
-        .trim()
-        .to_string()
 }
 
 /// The port the client used, so example URLs work as printed.
@@ -233,26 +209,31 @@ fn request_port(head: &pipeline::RequestHead) -> Option<&str> {
 fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Context) -> Result<u16, Failure> {
     let (head, request_id, config) = (ctx.head, ctx.request_id, ctx.config);
     let timestamp = io::now_rfc3339();
+    // Informational only: shown as "unknown" when it cannot be read, never as its default.
+    let environment = || settings::single(request_id, "environment").unwrap_or_else(|_| "unknown".into());
     // Only the endpoints that describe the namespace validate all of it (routing never needs to).
-    let workers = match endpoint {
-        Endpoint::Health => Vec::new(),
-        Endpoint::HealthDetailed | Endpoint::NamespaceInfo => match config.workers() {
-            Ok(workers) => workers,
-            Err(problem) => return Err((response_out, configuration_error(request_id, &problem))),
-        },
+    let (workers, lookup_config) = match endpoint {
+        Endpoint::Health => (Vec::new(), None),
+        Endpoint::HealthDetailed | Endpoint::NamespaceInfo => {
+            let workers = match config.workers() {
+                Ok(workers) => workers,
+                Err(problem) => return Err((response_out, settings::invalid(request_id, &problem))),
+            };
+            match settings::lookups(request_id, config) {
+                Ok(lookup_config) => (workers, Some(lookup_config)),
+                Err(error) => return Err((response_out, error)),
+            }
+        }
     };
+    let lookup_config = lookup_config.as_ref();
     let body = match endpoint {
-        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &variable("environment"))),
+        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &environment())),
         Endpoint::HealthDetailed => {
-            let environment = variable("environment");
-            let database = DatabaseConfig::from_lookup(spin_variable);
+            let lookup_config = lookup_config.expect("read above");
             let started = wasi::clocks::monotonic_clock::now();
-            let (backend, reachable) = match &database {
-                Ok(database) => (
-                    lookups::database::backend(database),
-                    lookups::database::ping(database).is_ok(),
-                ),
-                Err(_) => ("none", false),
+            let (backend, reachable) = match lookups::database(ctx, lookup_config) {
+                Ok(database) => (database.backend(), database.ping().is_ok()),
+                Err(_) => ("unknown", false),
             };
             let latency_ms =
                 (wasi::clocks::monotonic_clock::now().saturating_sub(started) as f64 / 1e4).round() / 100.0;
@@ -261,7 +242,9 @@ fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Con
                 backend,
                 latency_ms,
             };
-            let report = api::health_detailed(&timestamp, &environment, database, workers.len());
+            let remote = api::remote_members(&lookup_config.remote);
+            let environment = environment();
+            let report = api::health_detailed(&timestamp, &environment, database, workers.len(), remote);
             let status = if report.healthy() { 200 } else { 503 };
             let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
             return Ok(io::send_json(response_out, status, &body, request_id, &head.method));
@@ -272,7 +255,7 @@ fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Con
             serde_json::to_vec(&api::namespace_info(
                 config,
                 &workers,
-                &config.namespace,
+                &lookup_config.expect("read above").namespace,
                 scheme,
                 port,
                 &timestamp,

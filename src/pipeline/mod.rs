@@ -200,10 +200,10 @@ mod tests {
             panic!("not a forward")
         };
         let worker = pending.worker.clone().expect("named");
-        let location = match namespace::locate(&worker, pending.kind, config)? {
-            namespace::Located::Here(location) => location,
-            other => panic!("{other:?}"),
-        };
+        if !namespace::is_local(&worker, pending.kind, config) {
+            return Err(DispatchError::WorkerNotFound(worker.to_string()));
+        }
+        let location = Location::Local;
         let ctx = Context {
             head,
             request_id: "rid",

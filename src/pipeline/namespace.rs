@@ -7,7 +7,7 @@
 //!
 //! A name is local first. Unknown names are `404 worker_not_found` without any outbound call.
 
-use crate::config::{Config, RemoteMembers};
+use crate::config::{Config, LookupConfig, RemoteMembers};
 use crate::error::DispatchError;
 use crate::pipeline::route::RouteKind;
 use crate::pipeline::worker_name::WorkerName;
@@ -29,12 +29,15 @@ pub enum Located {
     AskDatabase(Origin),
 }
 
-pub fn locate(worker: &WorkerName, kind: RouteKind, config: &Config) -> Result<Located, DispatchError> {
-    // The docs component is part of the app, not of the tenants' namespace.
-    if kind == RouteKind::Docs || config.has_worker(worker) {
-        return Ok(Located::Here(Location::Local));
-    }
-    let remote = match &config.remote {
+/// The first resolver: a component of this app (or the docs component, which is part of the app,
+/// not of the tenants' namespace).
+pub fn is_local(worker: &WorkerName, kind: RouteKind, config: &Config) -> bool {
+    kind == RouteKind::Docs || config.has_worker(worker)
+}
+
+/// The second resolver, for a name that is not local: a remote worker, if the namespace has any.
+pub fn locate_remote(worker: &WorkerName, lookups: &LookupConfig) -> Result<Located, DispatchError> {
+    let remote = match &lookups.remote {
         Ok(Some(remote)) => remote,
         Ok(None) => return Err(DispatchError::WorkerNotFound(worker.to_string())),
         Err(_) => return Err(DispatchError::Configuration),
@@ -53,12 +56,20 @@ pub fn locate(worker: &WorkerName, kind: RouteKind, config: &Config) -> Result<L
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_lookup(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).unwrap()
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
-    fn locate_name(name: &str, config: &Config) -> Result<Located, DispatchError> {
-        locate(&WorkerName::parse(name, &[]).unwrap(), RouteKind::Subdomain, config)
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_lookup(lookup(pairs)).unwrap()
+    }
+
+    fn lookups(pairs: &[(&str, &str)]) -> LookupConfig {
+        LookupConfig::from_lookup(lookup(pairs), &config(&[])).unwrap()
+    }
+
+    fn name(name: &str) -> WorkerName {
+        WorkerName::parse(name, &[]).unwrap()
     }
 
     fn remote(authority: &str) -> Origin {
@@ -71,40 +82,39 @@ mod tests {
     #[test]
     fn local_first_then_nothing_without_a_template() {
         let config = config(&[("workers", "hello")]);
-        assert_eq!(locate_name("hello", &config), Ok(Located::Here(Location::Local)));
+        assert!(is_local(&name("hello"), RouteKind::Subdomain, &config));
+        assert!(!is_local(&name("ghost"), RouteKind::Subdomain, &config));
+        assert!(is_local(&WorkerName::docs_component(), RouteKind::Docs, &config));
         assert_eq!(
-            locate_name("ghost", &config),
+            locate_remote(&name("ghost"), &lookups(&[])),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
     }
 
     #[test]
     fn remote_names_come_from_the_list_or_the_database() {
-        let listed = config(&[
-            ("workers", "hello"),
+        let listed = lookups(&[
             ("worker_url_template", "http://{worker}.workers.test:8081"),
             ("remote_workers", "shop,hello"),
         ]);
-        assert_eq!(locate_name("hello", &listed), Ok(Located::Here(Location::Local)));
         assert_eq!(
-            locate_name("shop", &listed),
+            locate_remote(&name("shop"), &listed),
             Ok(Located::Here(Location::Remote(remote("shop.workers.test:8081"))))
         );
         assert_eq!(
-            locate_name("ghost", &listed),
+            locate_remote(&name("ghost"), &listed),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
-        let from_database = config(&[("worker_url_template", "http://{worker}.workers.test")]);
+        let from_database = lookups(&[("worker_url_template", "http://{worker}.workers.test")]);
         assert_eq!(
-            locate_name("shop", &from_database),
+            locate_remote(&name("shop"), &from_database),
             Ok(Located::AskDatabase(remote("shop.workers.test")))
         );
     }
 
     #[test]
     fn a_bad_template_fails_remote_names_only() {
-        let config = config(&[("workers", "hello"), ("worker_url_template", "ftp://{worker}.x.test")]);
-        assert_eq!(locate_name("hello", &config), Ok(Located::Here(Location::Local)));
-        assert_eq!(locate_name("shop", &config), Err(DispatchError::Configuration));
+        let bad = lookups(&[("worker_url_template", "ftp://{worker}.x.test")]);
+        assert_eq!(locate_remote(&name("shop"), &bad), Err(DispatchError::Configuration));
     }
 }

@@ -214,6 +214,21 @@ async fn membership_queries(postgres: &TestPostgres) -> Result<u64> {
 
 fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     let mut options = pinned(spin_core);
+    if std::env::var_os("BENCH_STATIC_PROVIDER").is_some() {
+        let manifest: toml::Table = std::fs::read_to_string(project_root().join("spin.toml"))?.parse()?;
+        let mut values = toml::Table::new();
+        for (name, variable) in manifest["variables"].as_table().unwrap() {
+            if let Some(default) = variable.get("default") {
+                values.insert(name.clone(), default.clone());
+            }
+        }
+        let mut provider = toml::Table::new();
+        provider.insert("type".into(), "static".into());
+        provider.insert("values".into(), values.into());
+        let mut config = toml::Table::new();
+        config.insert("variables_provider".into(), toml::Value::Array(vec![provider.into()]));
+        options.runtime_config = Some(toml::to_string(&config)?);
+    }
     for (name, value) in variables {
         options.variables.insert(name.to_string(), value.to_string());
     }

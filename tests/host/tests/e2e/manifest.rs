@@ -1,6 +1,6 @@
 //! The shipped `spin.toml` agrees with the dispatcher's code.
 
-use libra_dispatcher::config::VARIABLES;
+use libra_dispatcher::config::{LOOKUPS, ROUTING, VARIABLES, bundle_template};
 use libra_dispatcher::pipeline::worker_name::DOCS_COMPONENT;
 use libra_test_host::{Manifest, project_root};
 
@@ -69,10 +69,24 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
         if *name != "workers" {
             assert_eq!(declared.default.as_deref(), Some(*default), "default of {name}");
         }
-        assert_eq!(
-            dispatcher.variables.get(*name).map(String::as_str),
-            Some(format!("{{{{ {name} }}}}").as_str()),
-            "component variable {name}"
-        );
     }
+    // The dispatcher reads them through two bundles (in the code's order) and three singles;
+    // every variable reaches it exactly once.
+    let mut expected = std::collections::BTreeMap::new();
+    expected.insert("routing".to_string(), bundle_template(ROUTING));
+    expected.insert("lookups".to_string(), bundle_template(LOOKUPS));
+    for single in ["environment", "postgres_url", "admin_token"] {
+        expected.insert(single.to_string(), format!("{{{{ {single} }}}}"));
+    }
+    assert_eq!(dispatcher.variables, expected, "[component.dispatcher.variables]");
+    let mut read: Vec<&str> = ROUTING
+        .iter()
+        .chain(LOOKUPS)
+        .copied()
+        .chain(["environment", "postgres_url", "admin_token"])
+        .collect();
+    read.sort();
+    let mut all: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+    all.sort();
+    assert_eq!(read, all, "every variable the code knows is read, once");
 }

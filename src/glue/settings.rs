@@ -1,0 +1,90 @@
+//! Reading the dispatcher's Spin variables, failing closed: a variable whose provider fails (a
+//! Vault that is down, say) is never replaced by its default. The request that needs it gets
+//! `503 configuration_unavailable` and the log names the variable, never a value; requests that
+//! do not need it keep working. A variable that is read but unusable is `500
+//! configuration_error`, logged with the reason.
+
+use spin_sdk::wit::wasi::config::store;
+
+use super::{io, write_log_line};
+use crate::config::{self, Config, ConfigError, LookupConfig};
+use crate::error::DispatchError;
+
+/// One component variable of the dispatcher: `Ok(None)` when the host does not define it,
+/// `Err` when its provider failed.
+fn read(request_id: &str, name: &'static str) -> Result<Option<String>, DispatchError> {
+    store::get(name).map_err(|_| {
+        write_log_line(
+            serde_json::json!({
+                "time": io::now_rfc3339(),
+                "level": "error",
+                "requestId": request_id,
+                "message": "a variable cannot be read: its provider failed",
+                "variable": name,
+            })
+            .to_string(),
+        );
+        DispatchError::ConfigurationUnavailable
+    })
+}
+
+/// A bundle's values by name (`None`: the bundle is not defined, so every value is its default).
+fn bundle(
+    request_id: &str,
+    name: &'static str,
+    names: &'static [&'static str],
+) -> Result<Option<Vec<(&'static str, String)>>, DispatchError> {
+    let Some(value) = read(request_id, name)? else {
+        return Ok(None);
+    };
+    let get = config::unbundle(name, &value, names).map_err(|problem| invalid(request_id, &problem))?;
+    Ok(Some(names.iter().map(|n| (*n, get(n).unwrap_or_default())).collect()))
+}
+
+fn lookup_in<'a>(values: &'a Option<Vec<(&'static str, String)>>) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        values
+            .as_ref()?
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// What every request needs: the `routing` bundle.
+pub fn routing(request_id: &str) -> Result<Config, DispatchError> {
+    let values = bundle(request_id, "routing", config::ROUTING)?;
+    Config::from_lookup(lookup_in(&values)).map_err(|problem| invalid(request_id, &problem))
+}
+
+/// What custom domains and remote workers need: the `lookups` bundle.
+pub fn lookups(request_id: &str, config: &Config) -> Result<LookupConfig, DispatchError> {
+    let values = bundle(request_id, "lookups", config::LOOKUPS)?;
+    LookupConfig::from_lookup(lookup_in(&values), config).map_err(|problem| invalid(request_id, &problem))
+}
+
+/// A variable read on its own (a secret, or a setting one endpoint uses), trimmed; its default
+/// when the host does not define it.
+pub fn single(request_id: &str, name: &'static str) -> Result<String, DispatchError> {
+    Ok(read(request_id, name)?
+        .unwrap_or_else(|| config::default_of(name).to_string())
+        .trim()
+        .to_string())
+}
+
+/// Logs which variable is unusable and why (for the operator, never the client) and gives the
+/// error the client gets.
+pub fn invalid(request_id: &str, problem: &ConfigError) -> DispatchError {
+    write_log_line(
+        serde_json::json!({
+            "time": io::now_rfc3339(),
+            "level": "error",
+            "requestId": request_id,
+            "message": "a variable is invalid",
+            "variable": problem.variable,
+            "problem": problem.problem,
+        })
+        .to_string(),
+    );
+    DispatchError::Configuration
+}
