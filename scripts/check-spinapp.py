@@ -1,229 +1,239 @@
 #!/usr/bin/env python3
-"""Checks the SpinKube manifests against spin.toml, with no cluster and no third-party module.
+"""Checks the SpinKube manifests with no cluster: every document against its published schema,
+then against spin.toml and against each other.
 
-    python3 scripts/check-spinapp.py deploy/spinkube/spinapp.yaml \
-        [--spin-toml spin.toml] [--component dispatcher] [--secret deploy/spinkube/secret.example.yaml] \
-        [--runtime-config deploy/spinkube/runtime-config.toml] [--ingress deploy/spinkube/ingress.yaml]
+    target/python/bin/python scripts/check-spinapp.py deploy/spinkube/spinapp.yaml \
+        [--spin-toml spin.toml] [--component dispatcher] [--secret secret.example.yaml] \
+        [--runtime-config runtime-config.toml] [--ingress ingress.yaml] \
+        [--tenant tenant-spinapp.yaml] [--hpa hpa.yaml] [--workers-namespace workers-namespace.yaml] \
+        [--crd-dir ../shared/reference/spinkube] [--kubernetes-version 1.37]
 
-Prints every problem found and exits 1 when there is one (2 when a file cannot be read).
+Schemas:
+- SpinApp and SpinAppExecutor: the openAPIV3Schema of SpinKube's CRDs (--crd-dir; by default
+  shared/reference/spinkube beside the repository), turned into JSON Schema draft 4, the dialect
+  of OpenAPI 3.0's schema object (boolean exclusiveMinimum): `nullable` becomes a "null" type,
+  `x-kubernetes-int-or-string` an integer-or-string, list-type `set` uniqueItems, int32/int64
+  formats bounds; CEL rules (`x-kubernetes-validations`) would be reported as not evaluated.
+- Kubernetes' own kinds (Namespace, Secret, Service, Ingress, NetworkPolicy,
+  HorizontalPodAutoscaler, and every object's metadata): kubernetes-validate's bundled schemas
+  for --kubernetes-version.
+- Both strict: an unknown field is an error, as `kubectl apply` (server-side field validation,
+  Strict by default) makes it. So is a duplicate key.
+- cert-manager's kinds (ClusterIssuer, Certificate) have no schema here: only the project checks.
 
-The YAML reader below understands the plain block subset the manifests use: mappings, sequences,
-`- key: value` items, quoted and plain scalars, comments and `---` documents. Anything else
-(flow collections, block scalars, anchors, tags) is refused rather than guessed at.
+Needs PyYAML, jsonschema and kubernetes-validate, pinned in tests/python/requirements.txt and
+installed in target/python by scripts/python-env. Prints every problem found and exits 1 when
+there is one, 2 when a file or module is missing.
 """
 
 import argparse
-import json
 import re
 import sys
 import tomllib
+from pathlib import Path
 from urllib.parse import urlsplit
 
-SPINAPP_API_VERSION = "core.spinkube.dev/v1alpha1"
+try:
+    import jsonschema
+    import kubernetes_validate
+    import yaml
+    from kubernetes_validate.utils import VersionNotSupportedError
+except ImportError as missing:
+    print(
+        f"check-spinapp: the Python module {missing.name!r} is missing: run scripts/python-env and "
+        "use target/python/bin/python",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CRD_DIR = ROOT.parent / "shared" / "reference" / "spinkube"
+# The newest Kubernetes whose schemas kubernetes-validate 1.37.0 bundles.
+KUBERNETES_VERSION = "1.37"
+SPINKUBE_GROUP = "core.spinkube.dev"
+SPINAPP_API_VERSION = f"{SPINKUBE_GROUP}/v1alpha1"
 EXECUTOR = "containerd-shim-spin"
-# The operator's Service for a SpinApp has the app's name and listens on this port.
+# What the operator makes for a SpinApp (spin-operator internal/controller): a Deployment and a
+# ClusterIP Service, both with the SpinApp's name and namespace; the Service listens on port 80;
+# the pods carry this label.
 SERVICE_PORT = 80
+APP_NAME_LABEL = f"{SPINKUBE_GROUP}/app-name"
+CLUSTER_DOMAIN = "svc.cluster.local"
+# Kinds with no schema available offline: checked by the project checks only.
+UNSCHEMED_GROUPS = ("cert-manager.io", "acme.cert-manager.io")
+
+LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123 label: worker names
+DNS1035 = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")  # Service names
 
 
-class YamlError(Exception):
+class InputError(Exception):
     pass
 
 
 # ---------------------------------------------------------------------------------------------
-# A small YAML-subset reader
+# Reading
 
 
-def _strip_comment(text):
-    """Removes a trailing `# comment` that is outside quotes."""
-    quote = None
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
-            return text[:i].rstrip()
-    return text.rstrip()
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
 
 
-def _scalar(text, where):
-    text = text.strip()
-    if text == "":
-        return None
-    if text[0] in "|>":
-        raise YamlError(f"{where}: block scalars ({text[0]}) are not supported")
-    if text[0] in "&*!":
-        raise YamlError(f"{where}: anchors, aliases and tags are not supported")
-    if text in ("[]", "{}"):
-        return [] if text == "[]" else {}
-    if text[0] in "[{":
-        raise YamlError(f"{where}: flow collections are not supported; use block style")
-    if text[0] == '"':
-        if len(text) < 2 or not text.endswith('"'):
-            raise YamlError(f"{where}: unterminated double-quoted string")
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise YamlError(f"{where}: bad double-quoted string: {e}") from None
-    if text[0] == "'":
-        if len(text) < 2 or not text.endswith("'"):
-            raise YamlError(f"{where}: unterminated single-quoted string")
-        return text[1:-1].replace("''", "'")
-    if text in ("true", "True", "TRUE"):
-        return True
-    if text in ("false", "False", "FALSE"):
-        return False
-    if text in ("null", "Null", "NULL", "~"):
-        return None
-    if re.fullmatch(r"[-+]?[0-9]+", text):
-        return int(text)
-    return text
+def _no_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
 
 
-def _split_key(content, where):
-    """`key: rest` -> (key, rest), or None when the line is not a mapping entry."""
-    if content[0] in "'\"":
-        quote = content[0]
-        end = content.find(quote, 1)
-        while quote == "'" and end != -1 and content[end + 1 : end + 2] == "'":
-            end = content.find(quote, end + 2)
-        if end == -1:
-            raise YamlError(f"{where}: unterminated quoted key")
-        key = _scalar(content[: end + 1], where)
-        rest = content[end + 1 :]
-        if not (rest == ":" or rest.startswith(": ")):
-            return None
-        return key, rest[1:].strip()
-    m = re.match(r"([^\s:#][^:#]*?)\s*:(\s+(.*))?$", content)
-    if not m:
-        return None
-    return m.group(1), (m.group(3) or "").strip()
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-class _Lines:
-    def __init__(self, lines):
-        self.lines = lines  # [(lineno, indent, content)]
-        self.pos = 0
+class Doc:
+    """One YAML document of a manifest file."""
 
-    def peek(self):
-        return self.lines[self.pos] if self.pos < len(self.lines) else None
+    def __init__(self, path, index, body):
+        self.path, self.index, self.body = path, index, body
 
+    @property
+    def kind(self):
+        return self.body.get("kind") if isinstance(self.body, dict) else None
 
-def _parse_block(src, indent, name):
-    first = src.peek()
-    if first is None or first[1] < indent:
-        return None
-    if _is_item(first[2]):
-        return _parse_seq(src, first[1], name)
-    return _parse_map(src, first[1], name)
+    @property
+    def name(self):
+        return _get(self.body, "metadata", "name")
 
+    @property
+    def namespace(self):
+        return _get(self.body, "metadata", "namespace")
 
-def _parse_value(src, rest, parent_indent, lineno, name, allow_same_indent_seq):
-    where = f"{name}:{lineno}"
-    if rest != "":
-        return _scalar(rest, where)
-    nxt = src.peek()
-    if nxt is None:
-        return None
-    if nxt[1] > parent_indent:
-        return _parse_block(src, nxt[1], name)
-    if allow_same_indent_seq and nxt[1] == parent_indent and _is_item(nxt[2]):
-        return _parse_seq(src, parent_indent, name)
-    return None
+    def __str__(self):
+        return f"{self.path}: {self.kind or 'document'}/{self.name or self.index}"
 
 
-def _next_at(src, indent, name):
-    """The next line if it belongs to a block at `indent`, as (lineno, content, where); else None."""
-    line = src.peek()
-    if line is None or line[1] < indent:
-        return None
-    lineno, ind, content = line
-    where = f"{name}:{lineno}"
-    if ind > indent:
-        raise YamlError(f"{where}: unexpected indentation")
-    return lineno, content, where
-
-
-def _is_item(content):
-    return content == "-" or content.startswith("- ")
-
-
-def _parse_map(src, indent, name):
-    result = {}
-    while True:
-        line = _next_at(src, indent, name)
-        if line is None or _is_item(line[1]):
-            return result
-        lineno, content, where = line
-        kv = _split_key(content, where)
-        if kv is None:
-            raise YamlError(f"{where}: expected `key: value`, got {content!r}")
-        key, rest = kv
-        if key in result:
-            raise YamlError(f"{where}: duplicate key {key!r}")
-        src.pos += 1
-        result[key] = _parse_value(src, rest, indent, lineno, name, True)
-
-
-def _parse_seq(src, indent, name):
-    result = []
-    while True:
-        line = _next_at(src, indent, name)
-        if line is None or not _is_item(line[1]):
-            return result
-        lineno, content, where = line
-        item = content[1:].lstrip()
-        src.pos += 1
-        if item == "":
-            result.append(_parse_block(src, indent + 1, name))
-            continue
-        item_indent = indent + (len(content) - len(item))
-        if item[0] not in "'\"[{" and _is_item(item):
-            raise YamlError(f"{where}: nested inline sequences are not supported")
-        if _split_key(item, where) is not None:
-            # `- key: value` opens a mapping whose keys sit at the column of `key`.
-            src.pos -= 1
-            src.lines[src.pos] = (lineno, item_indent, item)
-            result.append(_parse_map(src, item_indent, name))
-        else:
-            result.append(_scalar(item, where))
-
-
-def load_yaml_documents(path):
-    with open(path, encoding="utf-8") as f:
-        raw = f.read().split("\n")
-    docs, current = [], []
-    for lineno, text in enumerate(raw, 1):
-        if "\t" in text[: len(text) - len(text.lstrip())]:
-            raise YamlError(f"{path}:{lineno}: tabs in indentation")
-        if text.rstrip() == "---":
-            docs.append(current)
-            current = []
-            continue
-        if text.strip() in ("...",) or text.startswith("%"):
-            raise YamlError(f"{path}:{lineno}: directives and document end markers are not supported")
-        content = _strip_comment(text)
-        if content.strip() == "":
-            continue
-        indent = len(content) - len(content.lstrip(" "))
-        current.append((lineno, indent, content.strip()))
-    docs.append(current)
-    result = []
-    for lines in docs:
-        if not lines:
-            continue
-        src = _Lines(lines)
-        value = _parse_block(src, 0, path)
-        if src.peek() is not None:
-            lineno = src.peek()[0]
-            raise YamlError(f"{path}:{lineno}: unexpected content (check the indentation)")
-        result.append(value)
-    return result
+def load_documents(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            bodies = list(yaml.load_all(f, Loader=_StrictLoader))
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {e}") from None
+    return [Doc(path, i, body) for i, body in enumerate(bodies) if body is not None]
 
 
 # ---------------------------------------------------------------------------------------------
-# Checks
+# Schemas
+
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_ANNOTATIONS = {"description", "default", "example", "externalDocs", "nullable", "readOnly", "writeOnly", "deprecated"}
+
+
+def json_schema_of(node, notes, where="$"):
+    """A CRD's openAPIV3Schema (a Kubernetes structural schema) as JSON Schema draft 4."""
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties"):
+            out[key] = {k: json_schema_of(v, notes, f"{where}.{k}") for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = json_schema_of(value, notes, f"{where}[]") if isinstance(value, dict) else value
+        elif key in ("allOf", "anyOf", "oneOf"):
+            out[key] = [json_schema_of(v, notes, where) for v in value]
+        elif key == "x-kubernetes-validations":
+            notes.add(f"CEL rules (x-kubernetes-validations) at {where} are not evaluated")
+        elif key.startswith("x-kubernetes-") or key in _ANNOTATIONS:
+            continue
+        else:
+            out[key] = value
+    if node.get("nullable") is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    if node.get("x-kubernetes-int-or-string") is True and "type" not in out and "anyOf" not in out:
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True
+    if out.get("type") == "integer" and node.get("format") in _INT_BOUNDS:
+        low, high = _INT_BOUNDS[node["format"]]
+        out.setdefault("minimum", low)
+        out.setdefault("maximum", high)
+    open_object = node.get("x-kubernetes-preserve-unknown-fields") or node.get("x-kubernetes-embedded-resource")
+    if "properties" in out and "additionalProperties" not in out and not open_object:
+        out["additionalProperties"] = False  # unknown fields are errors (kubectl's Strict)
+    return out
+
+
+def _error_path(error):
+    text = ""
+    for part in error.absolute_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+class Schemas:
+    def __init__(self, crd_dir, kubernetes_version):
+        self.kubernetes_version = kubernetes_version
+        self.crds = {}  # (apiVersion, kind) -> (validator, CRD file)
+        self.notes = set()
+        crd_dir = Path(crd_dir)
+        files = sorted(crd_dir.glob("*.yaml")) if crd_dir.is_dir() else []
+        if not files:
+            raise InputError(f"{crd_dir}: no CRD files (SpinKube's CRDs; pass --crd-dir)")
+        for path in files:
+            for doc in load_documents(path):
+                if doc.kind != "CustomResourceDefinition":
+                    continue
+                group, kind = _get(doc.body, "spec", "group"), _get(doc.body, "spec", "names", "kind")
+                for version in _get(doc.body, "spec", "versions") or []:
+                    api_version = f"{group}/{version['name']}"
+                    schema = json_schema_of(_get(version, "schema", "openAPIV3Schema"), self.notes)
+                    schema.setdefault("required", [])
+                    schema["required"] = sorted({*schema["required"], "apiVersion", "kind", "metadata"})
+                    jsonschema.Draft4Validator.check_schema(schema)
+                    self.crds[(api_version, kind)] = (jsonschema.Draft4Validator(schema), path.name)
+        if (SPINAPP_API_VERSION, "SpinApp") not in self.crds:
+            raise InputError(f"{crd_dir}: no SpinApp CRD for {SPINAPP_API_VERSION}")
+
+    def check(self, doc):
+        """(how it was checked, problems)."""
+        body = doc.body
+        if not isinstance(body, dict):
+            return "nothing", [f"{doc}: not a mapping"]
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            return "nothing", [f"{doc}: needs apiVersion and kind"]
+        problems = []
+        crd = self.crds.get((api_version, kind))
+        if crd:
+            validator, source = crd
+            for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
+                problems.append(f"{doc}: {_error_path(error)}: {error.message}")
+            # The CRD leaves metadata open; the API server checks it as ObjectMeta.
+            problems += self._kubernetes({"apiVersion": "v1", "kind": "ConfigMap", "metadata": body.get("metadata")}, doc)
+            return f"the {kind} CRD ({source})", problems
+        if api_version.split("/")[0] in UNSCHEMED_GROUPS:
+            return None, []
+        if api_version.split("/")[0].endswith(SPINKUBE_GROUP):
+            return "nothing", [f"{doc}: no CRD for {kind} {api_version} in the CRD directory"]
+        return f"Kubernetes {self.kubernetes_version}", self._kubernetes(body, doc)
+
+    def _kubernetes(self, body, doc):
+        try:
+            kubernetes_validate.validate(body, self.kubernetes_version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            return [f"{doc}: {_error_path(e)}: {e.message}"]
+        except kubernetes_validate.SchemaNotFoundError as e:
+            return [f"{doc}: {e.message}"]
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
 
 
 def _get(obj, *keys):
@@ -268,210 +278,479 @@ def _host_of(value):
     return value.rsplit(":", 1)[0] if re.fullmatch(r".+:[0-9]+", value) else value
 
 
-def check(args):
-    problems = []
-    spinapp_path = args.spinapp
+def _reserved_names():
+    """The dispatcher's built-in reserved worker names (src/pipeline/worker_name.rs)."""
+    source = (ROOT / "src" / "pipeline" / "worker_name.rs").read_text(encoding="utf-8")
+    m = re.search(r"BUILT_IN_RESERVED: &\[&str\] = &\[(.*?)\];", source, re.S)
+    if not m:
+        raise InputError("src/pipeline/worker_name.rs: BUILT_IN_RESERVED not found")
+    return set(re.findall(r'"([^"]+)"', m.group(1)))
 
-    with open(args.spin_toml, "rb") as f:
-        manifest = tomllib.load(f)
-    declared = manifest.get("variables", {})
-    component = _get(manifest, "component", args.component)
-    if not isinstance(component, dict):
-        return [f"{args.spin_toml}: no [component.{args.component}]"]
-    # What the component reads: its variables and anything else templated (allowed_outbound_hosts).
-    read = _templates(component)
-    for name in sorted(read - set(declared)):
-        problems.append(f"{args.spin_toml}: component {args.component} uses '{name}', not in [variables]")
-    secret_vars = {name for name, decl in declared.items() if isinstance(decl, dict) and decl.get("secret")}
 
-    docs = load_yaml_documents(spinapp_path)
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        return problems + [f"{spinapp_path}: expected exactly one document, the SpinApp"]
-    app = docs[0]
-    if app.get("kind") != "SpinApp":
-        problems.append(f"{spinapp_path}: kind is {app.get('kind')!r}, expected 'SpinApp'")
-    if app.get("apiVersion") != SPINAPP_API_VERSION:
-        problems.append(f"{spinapp_path}: apiVersion is {app.get('apiVersion')!r}, expected {SPINAPP_API_VERSION!r}")
-    name = _get(app, "metadata", "name")
-    if not isinstance(name, str) or not name:
-        problems.append(f"{spinapp_path}: metadata.name is missing")
-    spec = app.get("spec")
-    if not isinstance(spec, dict):
-        return problems + [f"{spinapp_path}: spec is missing"]
+def parse_template(raw):
+    """worker_url_template as the dispatcher reads it (src/remote.rs): (scheme, host with
+    {worker}, port or None), or a problem string."""
+    raw = raw.strip()
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "must start with http:// or https://"
+    authority = rest[:-1] if rest.endswith("/") else rest
+    if any(c in authority for c in "/?#"):
+        return "must be an origin: no path, query or fragment"
+    if "@" in authority:
+        return "must not contain userinfo"
+    host, port = authority, None
+    if ":" in authority and "}" not in authority.rsplit(":", 1)[1]:
+        host, port_text = authority.rsplit(":", 1)
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return f"{port_text!r} is not a port"
+        port = int(port_text)
+    if host.count("{worker}") != 1 or re.search(r"[{}]", host.replace("{worker}", "")):
+        return "the host must contain {worker} once, and nothing else in braces"
+    return scheme.lower(), host.lower(), port
 
-    image = spec.get("image")
-    if not isinstance(image, str) or not image.strip():
-        problems.append(f"{spinapp_path}: spec.image is missing")
-    if spec.get("executor") != EXECUTOR:
-        problems.append(f"{spinapp_path}: spec.executor is {spec.get('executor')!r}, expected {EXECUTOR!r}")
-    replicas = spec.get("replicas")
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2:
-        shown = "not set" if replicas is None else repr(replicas)
-        problems.append(f"{spinapp_path}: spec.replicas is {shown}: run at least 2 replicas")
-    for where in _find_key(app, "components"):
-        problems.append(
-            f"{spinapp_path}: {where}: component selection splits the app, and the workers must run "
-            "beside the dispatcher for service chaining (spin-operator#357); remove it"
+
+def allowed_host_covers(entry, scheme, host, port):
+    """Whether an allowed_outbound_hosts entry (`scheme://host[:port]`, `*.` wildcards) lets the
+    component reach scheme://host:port."""
+    e_scheme, sep, e_rest = entry.strip().lower().partition("://")
+    if not sep:
+        return False
+    e_host, e_port = e_rest.rstrip("/"), None
+    if ":" in e_host:
+        e_host, e_port = e_host.rsplit(":", 1)
+    want_port = port or (443 if scheme == "https" else 80)
+    if e_scheme not in ("*", scheme):
+        return False
+    if e_port not in (None, "*") and e_port != str(want_port):
+        return False
+    if e_port is None and want_port != (443 if scheme == "https" else 80):
+        return False
+    if e_host == "*" or e_host == host:
+        return True
+    return e_host.startswith("*.") and host.endswith(e_host[1:]) and len(host) > len(e_host) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+class Checker:
+    def __init__(self, args, schemas):
+        self.args = args
+        self.schemas = schemas
+        self.problems = []
+        self.report = []  # what was schema-checked, and how
+
+    def problem(self, text):
+        self.problems.append(text)
+
+    def load(self, path):
+        docs = load_documents(path)
+        for doc in docs:
+            how, problems = self.schemas.check(doc)
+            self.problems += problems
+            if how is None:
+                self.report.append(f"{doc}: no schema available (cert-manager); project checks only")
+            else:
+                self.report.append(f"{doc}: schema-checked against {how}")
+        return docs
+
+    # -- the generic rules of a SpinApp, for the dispatcher and tenants alike -------------------
+
+    def spinapp_rules(self, doc):
+        spec = _get(doc.body, "spec") or {}
+        name = doc.name
+        if not isinstance(name, str) or not DNS1035.fullmatch(name):
+            self.problem(
+                f"{doc}: metadata.name must be a DNS-1035 label (lowercase letters, digits and "
+                "'-', starting with a letter): the operator gives its Service this name"
+            )
+        if spec.get("executor") != EXECUTOR:
+            self.problem(f"{doc}: spec.executor is {spec.get('executor')!r}, expected {EXECUTOR!r}")
+        # The operator's admission webhook (spin-operator internal/webhook/spinapp_validating.go).
+        replicas = spec.get("replicas")
+        if spec.get("enableAutoscaling") is True:
+            if replicas is not None:
+                self.problem(f"{doc}: spec.replicas is set with enableAutoscaling: the operator refuses it; the HPA sets replicas")
+        elif not isinstance(replicas, int) or replicas < 1:
+            self.problem(f"{doc}: spec.replicas must be at least 1 without enableAutoscaling (the operator refuses 0 or none)")
+
+    # -- the dispatcher ------------------------------------------------------------------------
+
+    def dispatcher(self):
+        args = self.args
+        with open(args.spin_toml, "rb") as f:
+            manifest = tomllib.load(f)
+        declared = manifest.get("variables", {})
+        component = _get(manifest, "component", args.component)
+        if not isinstance(component, dict):
+            self.problem(f"{args.spin_toml}: no [component.{args.component}]")
+            return None
+        # What the component reads: its variables and anything else templated (allowed_outbound_hosts).
+        read = _templates(component)
+        for vname in sorted(read - set(declared)):
+            self.problem(f"{args.spin_toml}: component {args.component} uses '{vname}', not in [variables]")
+        secret_vars = {n for n, d in declared.items() if isinstance(d, dict) and d.get("secret")}
+
+        docs = self.load(args.spinapp)
+        if len(docs) != 1 or docs[0].kind != "SpinApp":
+            self.problem(f"{args.spinapp}: expected exactly one document, the SpinApp")
+            return None
+        doc = docs[0]
+        app = doc.body
+        if app.get("apiVersion") != SPINAPP_API_VERSION:
+            self.problem(f"{doc}: apiVersion is {app.get('apiVersion')!r}, expected {SPINAPP_API_VERSION!r}")
+        spec = app.get("spec") if isinstance(app.get("spec"), dict) else {}
+        self.spinapp_rules(doc)
+        autoscaling = spec.get("enableAutoscaling") is True
+        replicas = spec.get("replicas")
+        if not autoscaling and (not isinstance(replicas, int) or replicas < 2):
+            self.problem(f"{doc}: spec.replicas is {replicas!r}: run at least 2 replicas, or enableAutoscaling with an HPA")
+        for where in _find_key(app, "components"):
+            self.problem(
+                f"{doc}: {where}: component selection splits the app, and the local workers must run "
+                "beside the dispatcher for service chaining (spin-operator#357); remove it"
+            )
+
+        # Variables.
+        variables = spec.get("variables") or []
+        set_vars = {}
+        for i, var in enumerate(variables if isinstance(variables, list) else []):
+            if not isinstance(var, dict) or not isinstance(var.get("name"), str):
+                continue  # the schema reported it
+            vname = var["name"]
+            where = f"{doc}: variable '{vname}'"
+            if vname in set_vars:
+                self.problem(f"{where}: set twice")
+            set_vars[vname] = var
+            if vname not in declared:
+                self.problem(f"{where}: not declared in {args.spin_toml} [variables], so Spin ignores it")
+            has_value, has_from = "value" in var, "valueFrom" in var
+            if has_value == has_from:
+                self.problem(f"{where}: give exactly one of value and valueFrom")
+            if vname in secret_vars:
+                ref = _get(var, "valueFrom", "secretKeyRef")
+                if has_value:
+                    self.problem(f"{where}: a secret (secret = true in {args.spin_toml}) must not be a plain value; use valueFrom.secretKeyRef")
+                elif not (isinstance(ref, dict) and ref.get("name") and ref.get("key")):
+                    self.problem(f"{where}: a secret (secret = true in {args.spin_toml}) must come from valueFrom.secretKeyRef with name and key")
+        for vname in sorted(read):
+            decl = declared.get(vname)
+            has_default = isinstance(decl, dict) and "default" in decl and not decl.get("required")
+            if vname not in set_vars and not has_default:
+                self.problem(f"{doc}: variable '{vname}' is read by {args.component}, has no default and is not set")
+
+        def value_of(vname):
+            """The value the pod sees: set, or spin.toml's default; None when it comes from a Secret."""
+            var = set_vars.get(vname)
+            if var is not None:
+                return str(var["value"]) if "value" in var else None
+            decl = declared.get(vname)
+            return str(decl.get("default", "")) if isinstance(decl, dict) else None
+
+        # Runtime config: replicas must share the key-value store (the lookup caches).
+        rc = spec.get("runtimeConfig") if isinstance(spec.get("runtimeConfig"), dict) else {}
+        if rc.get("loadFromSecret") and set(rc) - {"loadFromSecret"}:
+            self.problem(f"{doc}: runtimeConfig.loadFromSecret makes the operator ignore {sorted(set(rc) - {'loadFromSecret'})}")
+        kv_stores = rc.get("keyValueStores") or []
+        shared_kv = bool(rc.get("loadFromSecret")) or any(
+            isinstance(s, dict) and s.get("name") == "default" and s.get("type") not in (None, "spin") for s in kv_stores
         )
+        if (autoscaling or (isinstance(replicas, int) and replicas > 1)) and not shared_kv:
+            self.problem(
+                f"{doc}: several replicas but the `default` key-value store stays inside each pod; "
+                "put it on Redis (runtimeConfig.loadFromSecret or keyValueStores)"
+            )
+        if args.runtime_config:
+            with open(args.runtime_config, "rb") as f:
+                rc_toml = tomllib.load(f)
+            kv = _get(rc_toml, "key_value_store", "default")
+            if not isinstance(kv, dict) or kv.get("type") != "redis":
+                self.problem(f"{args.runtime_config}: [key_value_store.default] must have type = \"redis\" so replicas share it")
+            elif not str(kv.get("url", "")).startswith(("redis://", "rediss://")):
+                self.problem(f"{args.runtime_config}: [key_value_store.default] url must be a redis:// or rediss:// URL")
 
-    # Variables.
-    variables = spec.get("variables") or []
-    if not isinstance(variables, list):
-        problems.append(f"{spinapp_path}: spec.variables must be a list")
-        variables = []
-    set_vars = {}
-    for i, var in enumerate(variables):
-        where = f"{spinapp_path}: spec.variables[{i}]"
-        if not isinstance(var, dict) or not isinstance(var.get("name"), str):
-            problems.append(f"{where}: needs a name")
-            continue
-        vname = var["name"]
-        where = f"{spinapp_path}: variable '{vname}'"
-        if vname in set_vars:
-            problems.append(f"{where}: set twice")
-        set_vars[vname] = var
-        if vname not in declared:
-            problems.append(f"{where}: not declared in {args.spin_toml} [variables], so Spin ignores it")
-        has_value, has_from = "value" in var, "valueFrom" in var
-        if has_value == has_from:
-            problems.append(f"{where}: give exactly one of value and valueFrom")
-        if vname in secret_vars:
-            ref = _get(var, "valueFrom", "secretKeyRef")
-            if has_value:
-                problems.append(f"{where}: a secret (secret = true in {args.spin_toml}) must not be a plain value; use valueFrom.secretKeyRef")
-            elif not (isinstance(ref, dict) and ref.get("name") and ref.get("key")):
-                problems.append(f"{where}: a secret (secret = true in {args.spin_toml}) must come from valueFrom.secretKeyRef with name and key")
-    for vname in sorted(read):
-        decl = declared.get(vname)
-        has_default = isinstance(decl, dict) and "default" in decl and not decl.get("required")
-        if vname not in set_vars and not has_default:
-            problems.append(f"{spinapp_path}: variable '{vname}' is read by {args.component}, has no default and is not set")
-
-    def value_of(vname):
-        var = set_vars.get(vname)
-        if var is not None and "value" in var:
-            return str(var["value"])
-        decl = declared.get(vname)
-        return str(decl.get("default", "")) if isinstance(decl, dict) and var is None else None
-
-    # Runtime config: replicas must share the key-value store (the custom-domain cache).
-    rc = spec.get("runtimeConfig") or {}
-    if not isinstance(rc, dict):
-        problems.append(f"{spinapp_path}: spec.runtimeConfig must be a mapping")
-        rc = {}
-    if rc.get("loadFromSecret") and set(rc) - {"loadFromSecret"}:
-        problems.append(f"{spinapp_path}: runtimeConfig.loadFromSecret makes the operator ignore {sorted(set(rc) - {'loadFromSecret'})}")
-    kv_stores = rc.get("keyValueStores") or []
-    shared_kv = bool(rc.get("loadFromSecret")) or any(
-        isinstance(s, dict) and s.get("name") == "default" and s.get("type") not in (None, "spin") for s in kv_stores
-    )
-    if isinstance(replicas, int) and replicas > 1 and not shared_kv:
-        problems.append(
-            f"{spinapp_path}: {replicas} replicas but the `default` key-value store stays inside each pod; "
-            "put it on Redis (runtimeConfig.loadFromSecret or keyValueStores)"
-        )
-    if args.runtime_config:
-        with open(args.runtime_config, "rb") as f:
-            rc_toml = tomllib.load(f)
-        kv = _get(rc_toml, "key_value_store", "default")
-        if not isinstance(kv, dict) or kv.get("type") != "redis":
-            problems.append(f"{args.runtime_config}: [key_value_store.default] must have type = \"redis\" so replicas share it")
-        elif not str(kv.get("url", "")).startswith(("redis://", "rediss://")):
-            problems.append(f"{args.runtime_config}: [key_value_store.default] url must be a redis:// or rediss:// URL")
-
-    # Probes reach the pod by IP: without a dispatcher Host they would be custom-domain lookups.
-    base_domain = _host_of(value_of("base_domain"))
-    dispatcher_hosts = {base_domain} | {_host_of(h) for h in (value_of("dispatcher_hosts") or "").split(",") if h.strip()}
-    for kind in ("readiness", "liveness"):
-        probe = _get(spec, "checks", kind)
-        if probe is None:
-            continue
-        where = f"{spinapp_path}: spec.checks.{kind}"
-        get = _get(probe, "httpGet") or {}
-        if get.get("path") != "/health":
-            problems.append(f"{where}: httpGet.path should be /health")
-        hosts = [h.get("value") for h in (get.get("httpHeaders") or []) if isinstance(h, dict) and str(h.get("name", "")).lower() == "host"]
-        if not hosts or _host_of(hosts[0]) not in dispatcher_hosts:
-            problems.append(f"{where}: needs an httpHeaders Host that is a dispatcher host ({', '.join(sorted(dispatcher_hosts))})")
-
-    # Secrets: every secretKeyRef must name a key of a Secret in the example file.
-    if args.secret:
-        secrets = {}
-        for doc in load_yaml_documents(args.secret):
-            if isinstance(doc, dict) and doc.get("kind") == "Secret":
-                data = {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
-                secrets[_get(doc, "metadata", "name")] = data
-        for vname, var in set_vars.items():
-            ref = _get(var, "valueFrom", "secretKeyRef")
-            if not isinstance(ref, dict):
+        # Probes reach the pod by IP: without a dispatcher Host they would be custom-domain lookups.
+        base_domain = _host_of(value_of("base_domain"))
+        dispatcher_hosts = {base_domain} | {_host_of(h) for h in (value_of("dispatcher_hosts") or "").split(",") if h.strip()}
+        for kind in ("readiness", "liveness"):
+            probe = _get(spec, "checks", kind)
+            if probe is None:
                 continue
-            data = secrets.get(ref.get("name"))
-            if data is None:
-                problems.append(f"{spinapp_path}: variable '{vname}': Secret {ref.get('name')!r} is not in {args.secret}")
-            elif ref.get("key") not in data:
-                problems.append(f"{spinapp_path}: variable '{vname}': Secret {ref.get('name')!r} has no key {ref.get('key')!r}")
-            elif vname == "postgres_url" and "postgres_host" in read and data[ref["key"]]:
-                url = urlsplit(str(data[ref["key"]]))
-                want = f"{url.hostname}:{url.port or 5432}"
-                have = value_of("postgres_host")
-                if have != want:
-                    problems.append(
-                        f"{spinapp_path}: postgres_host is {have!r} but postgres_url in {args.secret} is at {want!r}: "
-                        "the dispatcher may only connect to postgres_host"
-                    )
+            where = f"{doc}: spec.checks.{kind}"
+            get = _get(probe, "httpGet") or {}
+            if get.get("path") != "/health":
+                self.problem(f"{where}: httpGet.path should be /health")
+            hosts = [h.get("value") for h in (get.get("httpHeaders") or []) if isinstance(h, dict) and str(h.get("name", "")).lower() == "host"]
+            if not hosts or _host_of(hosts[0]) not in dispatcher_hosts:
+                self.problem(f"{where}: needs an httpHeaders Host that is a dispatcher host ({', '.join(sorted(dispatcher_hosts))})")
 
-    # Ingress and certificate: both the apex and the wildcard, to the operator's Service.
-    if args.ingress:
+        # Secrets: every secretKeyRef must name a key of a Secret in the example file.
+        if args.secret:
+            secrets = {}
+            for sdoc in self.load(args.secret):
+                if sdoc.kind == "Secret":
+                    secrets[sdoc.name] = {**(_get(sdoc.body, "data") or {}), **(_get(sdoc.body, "stringData") or {})}
+            for vname, var in set_vars.items():
+                ref = _get(var, "valueFrom", "secretKeyRef")
+                if not isinstance(ref, dict):
+                    continue
+                data = secrets.get(ref.get("name"))
+                if data is None:
+                    self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} is not in {args.secret}")
+                elif ref.get("key") not in data:
+                    self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} has no key {ref.get('key')!r}")
+                elif vname == "postgres_url" and "postgres_host" in read and data[ref["key"]]:
+                    url = urlsplit(str(data[ref["key"]]))
+                    want = f"{url.hostname}:{url.port or 5432}"
+                    have = value_of("postgres_host")
+                    if have != want:
+                        self.problem(
+                            f"{doc}: postgres_host is {have!r} but postgres_url in {args.secret} is at {want!r}: "
+                            "the dispatcher may only connect to postgres_host"
+                        )
+
+        # Ingress and certificate: both the apex and the wildcard, to the operator's Service.
+        if args.ingress:
+            self.ingress(doc, base_domain)
+
+        local_workers = {w.strip().lower() for w in (value_of("workers") or "").split(",") if w.strip()}
+        template = (value_of("worker_url_template") or "").strip()
+        if template:
+            self.remote(doc, component, set_vars, value_of, template, base_domain, dispatcher_hosts)
+        return {
+            "doc": doc,
+            "template": template,
+            "remote_hosts": value_of("remote_hosts") or "",
+            "local_workers": local_workers,
+            "reserved": {n.strip().lower() for n in (value_of("reserved_names") or "").split(",") if n.strip()},
+        }
+
+    def remote(self, doc, component, set_vars, value_of, template, base_domain, dispatcher_hosts):
+        """worker_url_template, remote_hosts and membership, as the dispatcher will read them."""
+        parsed = parse_template(template)
+        if isinstance(parsed, str):
+            self.problem(f"{doc}: worker_url_template {template!r} {parsed}")
+            return
+        scheme, host, port = parsed
+        sample = host.replace("{worker}", "w0")
+        for own in dispatcher_hosts:
+            if sample == own or sample.endswith(f".{own}"):
+                self.problem(f"{doc}: worker_url_template's host falls under the dispatcher's own host {own!r}: requests would loop back")
+        if "{{ remote_hosts }}" not in [re.sub(r"\{\{\s*(\w+)\s*\}\}", r"{{ \1 }}", str(h)) for h in component.get("allowed_outbound_hosts", [])]:
+            self.problem(f"{self.args.spin_toml}: [component.{self.args.component}] allowed_outbound_hosts lacks \"{{{{ remote_hosts }}}}\"")
+        remote_hosts = value_of("remote_hosts") or ""
+        if not allowed_host_covers(remote_hosts, scheme, sample, port):
+            self.problem(f"{doc}: remote_hosts {remote_hosts!r} does not let the dispatcher reach {scheme}://{host}{f':{port}' if port else ''}")
+        if not (value_of("remote_workers") or "").strip() and "postgres_url" not in set_vars:
+            self.problem(
+                f"{doc}: remote members come from the database (remote_workers is empty) but postgres_url is not set: "
+                "each pod would ask its own empty SQLite file"
+            )
+
+    def ingress(self, app, base_domain):
+        path = self.args.ingress
         wanted = {base_domain, f"*.{base_domain}"}
-        ingresses, certs = [], []
-        for doc in load_yaml_documents(args.ingress):
-            if isinstance(doc, dict) and doc.get("kind") == "Ingress":
-                ingresses.append(doc)
-            elif isinstance(doc, dict) and doc.get("kind") == "Certificate":
-                certs.append(doc)
+        docs = self.load(path)
+        ingresses = [d for d in docs if d.kind == "Ingress"]
+        certs = [d for d in docs if d.kind == "Certificate"]
         if not ingresses:
-            problems.append(f"{args.ingress}: no Ingress")
+            self.problem(f"{path}: no Ingress")
         rule_hosts, tls_hosts = set(), set()
         for ing in ingresses:
-            for rule in _get(ing, "spec", "rules") or []:
+            for rule in _get(ing.body, "spec", "rules") or []:
                 rule_hosts.add(rule.get("host"))
                 for p in _get(rule, "http", "paths") or []:
                     svc = _get(p, "backend", "service") or {}
-                    if svc.get("name") != name or _get(svc, "port", "number") != SERVICE_PORT:
-                        problems.append(
-                            f"{args.ingress}: rule {rule.get('host')!r} goes to {svc.get('name')!r} port "
-                            f"{_get(svc, 'port', 'number')!r}, not the SpinApp's Service {name!r} port {SERVICE_PORT}"
+                    if svc.get("name") != app.name or _get(svc, "port", "number") != SERVICE_PORT:
+                        self.problem(
+                            f"{ing}: rule {rule.get('host')!r} goes to {svc.get('name')!r} port "
+                            f"{_get(svc, 'port', 'number')!r}, not the SpinApp's Service {app.name!r} port {SERVICE_PORT}"
                         )
-            for tls in _get(ing, "spec", "tls") or []:
+            if ing.namespace != app.namespace:
+                self.problem(f"{ing}: in namespace {ing.namespace!r}, the SpinApp's Service in {app.namespace!r}")
+            for tls in _get(ing.body, "spec", "tls") or []:
                 tls_hosts.update(tls.get("hosts") or [])
         for what, hosts in (("Ingress rules", rule_hosts), ("Ingress TLS", tls_hosts)):
             if ingresses and not wanted <= hosts:
-                problems.append(f"{args.ingress}: {what} lack {sorted(wanted - hosts)} (base_domain is {base_domain!r})")
-        if not any(wanted <= set(_get(c, "spec", "dnsNames") or []) for c in certs):
-            problems.append(f"{args.ingress}: no Certificate with dnsNames {sorted(wanted)}")
+                self.problem(f"{path}: {what} lack {sorted(wanted - hosts)} (base_domain is {base_domain!r})")
+        if not any(wanted <= set(_get(c.body, "spec", "dnsNames") or []) for c in certs):
+            self.problem(f"{path}: no Certificate with dnsNames {sorted(wanted)}")
 
-    return problems
+    # -- tenants -------------------------------------------------------------------------------
+
+    def tenant(self, dispatcher):
+        path = self.args.tenant
+        docs = self.load(path)
+        apps = [d for d in docs if d.kind == "SpinApp"]
+        if len(apps) != 1:
+            self.problem(f"{path}: expected exactly one SpinApp, the tenant's")
+            return None
+        app = apps[0]
+        for other in docs:
+            if other.kind == "Service" and other.name == app.name and other.namespace == app.namespace:
+                self.problem(
+                    f"{other}: the operator already creates this Service (the SpinApp's name, port {SERVICE_PORT}) "
+                    "and force-applies it on every reconcile; remove this one"
+                )
+            elif other is not app and other.kind != "Service":
+                self.problem(f"{other}: a tenant's file holds its SpinApp only")
+        self.spinapp_rules(app)
+        name, namespace = app.name or "", app.namespace
+        if not namespace:
+            self.problem(f"{app}: metadata.namespace must be set: it is part of the worker's host")
+        reserved = _reserved_names() | (dispatcher["reserved"] if dispatcher else set())
+        if not LABEL.fullmatch(name) or name in reserved:
+            self.problem(f"{app}: {name!r} is not a worker name (a lowercase RFC 1123 label, not reserved)")
+        if dispatcher:
+            if name in dispatcher["local_workers"]:
+                self.problem(f"{app}: {name!r} is a local worker of the dispatcher, which is tried first: this tenant would never be reached")
+            self.tenant_host(app, dispatcher)
+        return app
+
+    def tenant_host(self, app, dispatcher):
+        """The dispatcher's template must name this tenant's Service: <name>.<namespace>.svc.cluster.local:80."""
+        doc = dispatcher["doc"]
+        template = dispatcher["template"]
+        if not template:
+            self.problem(f"{doc}: worker_url_template is not set, so no tenant SpinApp is ever reached")
+            return
+        parsed = parse_template(template)
+        if isinstance(parsed, str):
+            return  # reported with the dispatcher
+        scheme, host, port = parsed
+        want = f"{{worker}}.{app.namespace}.{CLUSTER_DOMAIN}"
+        if host != want or scheme != "http" or port not in (None, SERVICE_PORT):
+            self.problem(
+                f"{doc}: worker_url_template is {template!r}; tenant SpinApps in namespace {app.namespace!r} "
+                f"are reached at their operator-made Service, http://{want} (port {SERVICE_PORT})"
+            )
+        actual = host.replace("{worker}", app.name or "")
+        if actual != f"{app.name}.{app.namespace}.{CLUSTER_DOMAIN}":
+            self.problem(f"{app}: the dispatcher would call {actual!r}, not this SpinApp's Service")
+        remote_hosts = dispatcher["remote_hosts"].strip().lower()
+        if remote_hosts not in (f"http://*.{app.namespace}.{CLUSTER_DOMAIN}", f"http://*.{app.namespace}.{CLUSTER_DOMAIN}:{SERVICE_PORT}"):
+            self.problem(
+                f"{doc}: remote_hosts is {remote_hosts!r}; let the dispatcher reach the tenants' namespace and "
+                f"nothing more: 'http://*.{app.namespace}.{CLUSTER_DOMAIN}'"
+            )
+
+    def workers_namespace(self, tenant, dispatcher):
+        path = self.args.workers_namespace
+        docs = self.load(path)
+        if tenant is None:
+            return
+        ns = tenant.namespace
+        if not any(d.kind == "Namespace" and d.name == ns for d in docs):
+            self.problem(f"{path}: no Namespace {ns!r}, the tenant's")
+        executor = _get(tenant.body, "spec", "executor")
+        found = [d for d in docs if d.kind == "SpinAppExecutor" and d.name == executor and d.namespace == ns]
+        if not found:
+            self.problem(f"{path}: no SpinAppExecutor {executor!r} in namespace {ns!r}: the operator looks it up in the SpinApp's namespace")
+        elif _get(found[0].body, "spec", "createDeployment") is not True:
+            self.problem(f"{found[0]}: createDeployment must be true: the HPA scales the Deployment the operator creates")
+        for policy in (d for d in docs if d.kind == "NetworkPolicy"):
+            if policy.namespace != ns:
+                self.problem(f"{policy}: not in the tenants' namespace {ns!r}")
+            peers = [peer for rule in _get(policy.body, "spec", "ingress") or [] for peer in rule.get("from") or []]
+            names = {_get(peer, "podSelector", "matchLabels", APP_NAME_LABEL) for peer in peers}
+            if dispatcher and dispatcher["doc"].name not in names:
+                self.problem(f"{policy}: does not admit the dispatcher's pods ({APP_NAME_LABEL}: {dispatcher['doc'].name})")
+            ports = {p.get("port") for rule in _get(policy.body, "spec", "ingress") or [] for p in rule.get("ports") or []}
+            if ports and SERVICE_PORT not in ports:
+                self.problem(f"{policy}: does not admit port {SERVICE_PORT}, the tenants' Service port")
+
+    # -- autoscalers ---------------------------------------------------------------------------
+
+    def hpas(self, apps, dispatcher_doc):
+        path = self.args.hpa
+        docs = self.load(path)
+        by_target = {}
+        for hpa in docs:
+            if hpa.kind != "HorizontalPodAutoscaler":
+                self.problem(f"{hpa}: expected HorizontalPodAutoscalers only")
+                continue
+            if hpa.body.get("apiVersion") != "autoscaling/v2":
+                self.problem(f"{hpa}: use autoscaling/v2")
+            spec = _get(hpa.body, "spec") or {}
+            ref = spec.get("scaleTargetRef") or {}
+            if ref.get("apiVersion") != "apps/v1" or ref.get("kind") != "Deployment":
+                self.problem(f"{hpa}: scaleTargetRef must be the apps/v1 Deployment the operator makes for a SpinApp")
+            target = next((a for a in apps if a.name == ref.get("name") and a.namespace == hpa.namespace), None)
+            if target is None:
+                self.problem(
+                    f"{hpa}: scales Deployment {ref.get('name')!r} in namespace {hpa.namespace!r}, "
+                    "but no SpinApp checked here has that name and namespace"
+                )
+                continue
+            by_target.setdefault(id(target), []).append(hpa)
+            if _get(target.body, "spec", "enableAutoscaling") is not True:
+                self.problem(f"{hpa}: {target} lacks enableAutoscaling: true, so the operator keeps resetting its replicas")
+            low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+            if isinstance(low, int) and isinstance(high, int) and low > high:
+                self.problem(f"{hpa}: minReplicas {low} is above maxReplicas {high}")
+            if target is dispatcher_doc and (not isinstance(low, int) or low < 2):
+                self.problem(f"{hpa}: minReplicas is {low!r}: run at least 2 dispatchers, every request goes through one")
+            requests = _get(target.body, "spec", "resources", "requests") or {}
+            for metric in spec.get("metrics") or []:
+                resource = _get(metric, "resource", "name") if metric.get("type") == "Resource" else None
+                if resource and _get(metric, "resource", "target", "type") == "Utilization" and resource not in requests:
+                    self.problem(f"{hpa}: scales on {resource} utilization but {target} has no resources.requests.{resource}")
+        for app in apps:
+            if len(by_target.get(id(app), [])) > 1:
+                self.problem(f"{path}: several HPAs scale {app}")
+        if dispatcher_doc is not None and _get(dispatcher_doc.body, "spec", "enableAutoscaling") is True and id(dispatcher_doc) not in by_target:
+            self.problem(f"{dispatcher_doc}: enableAutoscaling but no HPA in {path} scales it: it would run one pod")
+
+    def run(self):
+        dispatcher = self.dispatcher()
+        dispatcher_doc = dispatcher["doc"] if dispatcher else None
+        tenant = self.tenant(dispatcher) if self.args.tenant else None
+        if self.args.workers_namespace:
+            self.workers_namespace(tenant, dispatcher)
+        apps = [a for a in (dispatcher_doc, tenant) if a is not None]
+        if self.args.hpa:
+            self.hpas(apps, dispatcher_doc)
+        elif dispatcher_doc is not None and _get(dispatcher_doc.body, "spec", "enableAutoscaling") is True:
+            self.problem(f"{dispatcher_doc}: enableAutoscaling needs an HPA: pass its file with --hpa")
+        return self.problems
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Check the SpinKube manifests against spin.toml.")
-    parser.add_argument("spinapp", help="the SpinApp manifest")
+    parser = argparse.ArgumentParser(description="Check the SpinKube manifests against their schemas, spin.toml and each other.")
+    parser.add_argument("spinapp", help="the dispatcher's SpinApp manifest")
     parser.add_argument("--spin-toml", default="spin.toml")
     parser.add_argument("--component", default="dispatcher", help="the component whose variables must be provided")
     parser.add_argument("--secret", help="example Secret manifest(s) that the secretKeyRefs must match")
     parser.add_argument("--runtime-config", help="the runtime-config.toml loaded from the runtime config Secret")
     parser.add_argument("--ingress", help="the Ingress and Certificate manifest")
+    parser.add_argument("--tenant", help="the template of one tenant's SpinApp")
+    parser.add_argument("--hpa", help="the HorizontalPodAutoscalers")
+    parser.add_argument("--workers-namespace", help="the tenants' Namespace, SpinAppExecutor and NetworkPolicy")
+    parser.add_argument("--crd-dir", default=str(DEFAULT_CRD_DIR), help="SpinKube's CRD files (default: %(default)s)")
+    parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION, help="schemas of this Kubernetes release (default: %(default)s)")
     args = parser.parse_args()
     try:
-        problems = check(args)
-    except (OSError, YamlError, tomllib.TOMLDecodeError) as e:
+        schemas = Schemas(args.crd_dir, args.kubernetes_version)
+        checker = Checker(args, schemas)
+        problems = checker.run()
+    except (OSError, InputError, tomllib.TOMLDecodeError) as e:
         print(f"check-spinapp: {e}", file=sys.stderr)
         return 2
+    except VersionNotSupportedError:
+        print(f"check-spinapp: kubernetes-validate has no schemas for Kubernetes {args.kubernetes_version}", file=sys.stderr)
+        return 2
+    for line in checker.report:
+        print(f"check-spinapp: {line}")
+    for note in sorted(schemas.notes):
+        print(f"check-spinapp: note: {note}")
     for problem in problems:
         print(f"check-spinapp: {problem}", file=sys.stderr)
     if problems:
+        print(f"check-spinapp: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"check-spinapp: {args.spinapp} ok")
+    print(f"check-spinapp: ok (SpinKube CRDs from {args.crd_dir}; Kubernetes {args.kubernetes_version} schemas from kubernetes-validate {kubernetes_validate.__version__})")
     return 0
 
 
