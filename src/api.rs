@@ -95,6 +95,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shared_database_check_round_trips_and_expires() {
+        let check = DatabaseCheck {
+            status: "ok",
+            backend: "sqlite",
+            latency_ms: 0.42,
+        };
+        assert_eq!(DatabaseCheck::decode(&check.encode(10), 9), Some(check.clone()));
+        assert_eq!(DatabaseCheck::decode(&check.encode(10), 10), None);
+        assert_eq!(DatabaseCheck::decode(b"10 fine sqlite 1", 0), None);
+    }
+
+    #[test]
     fn namespace_info_builds_examples_from_the_base_domain() {
         let config = Config::from_lookup(|name| match name {
             "workers" => Some("hello,echo".into()),
@@ -133,14 +145,42 @@ pub struct Checks {
     pub namespace: NamespaceCheck,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct DatabaseCheck {
     /// `ok` or `error`.
     pub status: &'static str,
-    /// `postgres`, `sqlite` or `none`.
+    /// `postgres`, `sqlite`, `none`, or `unknown` when its settings cannot be read.
     pub backend: &'static str,
     pub latency_ms: f64,
+}
+
+/// How long a database check made for an unauthenticated `/health/detailed` is shared.
+pub const HEALTH_CHECK_TTL_S: u64 = 5;
+
+impl DatabaseCheck {
+    /// `<expires_at> <status> <backend> <latency_ms>`.
+    pub fn encode(&self, expires_at: u64) -> Vec<u8> {
+        format!("{expires_at} {} {} {}", self.status, self.backend, self.latency_ms).into_bytes()
+    }
+
+    /// A check stored by [`DatabaseCheck::encode`] that has not expired at `now`.
+    pub fn decode(bytes: &[u8], now: u64) -> Option<DatabaseCheck> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.split(' ');
+        let expires_at: u64 = parts.next()?.parse().ok()?;
+        let status = ["ok", "error"].into_iter().find(|s| Some(*s) == parts.next())?;
+        let backend = parts.next()?;
+        let backend = ["postgres", "sqlite", "none", "unknown"]
+            .into_iter()
+            .find(|b| *b == backend)?;
+        let latency_ms = parts.next()?.parse().ok()?;
+        (now < expires_at).then_some(DatabaseCheck {
+            status,
+            backend,
+            latency_ms,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -2,6 +2,12 @@
 //! an instance): which worker a custom domain goes to, and whether a name is a deployed remote
 //! worker, each with its own deadline. Keys start with the namespace, so two deployments can
 //! share one store (one Redis) without reading each other's answers.
+//!
+//! Found answers are kept under the name itself: there are only as many as the database has
+//! rows. "Not found" answers are what unauthenticated clients can create at will (any host,
+//! any name), so they are kept in [`ABSENT_SLOTS`] slots chosen by a hash of the name, each
+//! holding the name it answers for: the store holds at most that many of them, whatever a
+//! client sends, and a new name only takes an old one's slot.
 
 use crate::pipeline::worker_name::WorkerName;
 
@@ -11,6 +17,8 @@ pub enum Kind {
     CustomDomain,
     /// A worker name → whether it is deployed as a remote worker.
     RemoteWorker,
+    /// The last database check of `/health/detailed`.
+    HealthCheck,
 }
 
 impl Kind {
@@ -18,13 +26,58 @@ impl Kind {
         match self {
             Kind::CustomDomain => "custom-domain",
             Kind::RemoteWorker => "remote-worker",
+            Kind::HealthCheck => "health-check",
         }
     }
 }
 
-/// `<namespace>:<kind>:v1:<name>`.
+/// `<namespace>:<kind>:v1:<name>`: where a found answer is kept.
 pub fn key(namespace: &str, kind: Kind, name: &str) -> String {
     [namespace, ":", kind.as_str(), ":v1:", name].concat()
+}
+
+/// How many "not found" answers of each kind the store holds at most.
+pub const ABSENT_SLOTS: u64 = 4096;
+
+/// `<namespace>:<kind>-absent:v1:<slot>`: where a "not found" answer for `name` is kept.
+pub fn absent_key(namespace: &str, kind: Kind, name: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same name maps to the same slot in every instance.
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let slot = hasher.finish() % ABSENT_SLOTS;
+    [namespace, ":", kind.as_str(), "-absent:v1:", &slot.to_string()].concat()
+}
+
+/// A "not found" answer: for `name` (the slot may have held another before), until
+/// `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbsentEntry {
+    pub name: String,
+    pub expires_at: u64,
+}
+
+impl AbsentEntry {
+    /// `<expires_at> <name>`.
+    pub fn encode(&self) -> Vec<u8> {
+        [self.expires_at.to_string().as_str(), " ", &self.name]
+            .concat()
+            .into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<AbsentEntry> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (expires_at, name) = text.split_once(' ')?;
+        Some(AbsentEntry {
+            name: name.to_string(),
+            expires_at: expires_at.parse().ok()?,
+        })
+    }
+
+    /// Whether this answers for `name` now.
+    pub fn answers(&self, name: &str, now: u64) -> bool {
+        self.name == name && now < self.expires_at
+    }
 }
 
 /// An answer and when it expires (Unix seconds); the key-value store has no expiry of its own.
@@ -108,6 +161,33 @@ mod tests {
         ] {
             assert_eq!(CacheEntry::decode(junk, &["billing".into()]), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn absent_answers_share_a_bounded_number_of_slots() {
+        let mut slots = std::collections::HashSet::new();
+        for i in 0..20_000 {
+            let key = absent_key("prod", Kind::CustomDomain, &format!("random-{i}.example.com"));
+            assert!(key.starts_with("prod:custom-domain-absent:v1:"), "{key}");
+            slots.insert(key);
+        }
+        assert!(slots.len() as u64 <= ABSENT_SLOTS);
+        assert!(slots.len() as u64 > ABSENT_SLOTS / 2, "names spread over the slots");
+        assert_eq!(
+            absent_key("prod", Kind::CustomDomain, "a.example.com"),
+            absent_key("prod", Kind::CustomDomain, "a.example.com")
+        );
+        let entry = AbsentEntry {
+            name: "a.example.com".into(),
+            expires_at: 10,
+        };
+        let decoded = AbsentEntry::decode(&entry.encode()).unwrap();
+        assert!(decoded.answers("a.example.com", 9));
+        assert!(!decoded.answers("a.example.com", 10));
+        assert!(
+            !decoded.answers("b.example.com", 9),
+            "a slot answers for its own name only"
+        );
     }
 
     #[test]

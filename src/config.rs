@@ -34,6 +34,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("worker_url_template", ""),
     ("remote_workers", ""),
     ("max_loop_count", "1"),
+    ("idle_timeout_ms", "30000"),
 ];
 
 /// The `routing` bundle: the application variables every request needs, in template order.
@@ -46,6 +47,7 @@ pub const ROUTING: &[&str] = &[
     "upstream_timeout_ms",
     "max_loop_count",
     "log_level",
+    "idle_timeout_ms",
 ];
 
 /// The `lookups` bundle: what custom domains and remote workers need, in template order.
@@ -123,7 +125,10 @@ pub struct Config {
     /// no parsing or allocation per request. [`Config::workers`] validates the whole list.
     workers: String,
     pub max_body_bytes: u64,
+    /// How long a worker has to answer once the request body is in.
     pub upstream_timeout_ms: u64,
+    /// The longest pause in either body stream: the client's upload, the worker's download.
+    pub idle_timeout_ms: u64,
     pub log_level: LogLevel,
     /// How many times a request may already carry this dispatcher's `CDN-Loop` token.
     pub max_loop_count: usize,
@@ -190,6 +195,12 @@ impl Config {
             "error" => LogLevel::Error,
             _ => return Err(fail("log_level", "not one of debug, info, warn, error".into())),
         };
+        let idle_timeout_ms = get("idle_timeout_ms")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| fail("idle_timeout_ms", "not a positive whole number of milliseconds".into()))?;
         let max_loop_count = get("max_loop_count")
             .trim()
             .parse::<usize>()
@@ -201,6 +212,7 @@ impl Config {
             workers,
             max_body_bytes,
             upstream_timeout_ms,
+            idle_timeout_ms,
             log_level,
             max_loop_count,
         })
@@ -384,7 +396,7 @@ mod tests {
 
     #[test]
     fn bundles_split_into_their_variables() {
-        let value = ["libra.sh", "", "", "a,b", "10", "20", "1", "warn"].join(&SEPARATOR.to_string());
+        let value = ["libra.sh", "", "", "a,b", "10", "20", "1", "warn", "30"].join(&SEPARATOR.to_string());
         let get = unbundle("routing", &value, ROUTING).unwrap();
         assert_eq!(get("base_domain").as_deref(), Some("libra.sh"));
         assert_eq!(get("workers").as_deref(), Some("a,b"));

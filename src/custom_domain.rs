@@ -69,25 +69,6 @@ pub fn worker_from_deploy_url(
     WorkerName::parse(label, reserved).map_err(|_| DeployUrlProblem::InvalidWorkerName)
 }
 
-/// Adds the connection settings that bound a lookup to `db_timeout_ms`, unless the operator's URL
-/// already sets them: `connect_timeout` (whole seconds, at least 1) and a `statement_timeout`. A
-/// WASI 0.2 guest cannot interrupt a Postgres call, so the limits must travel with the
-/// connection.
-pub fn postgres_url_with_timeouts(url: &str, db_timeout_ms: u64) -> String {
-    let mut url = url.trim().to_string();
-    let mut separator = if url.contains('?') { '&' } else { '?' };
-    if !url.contains("connect_timeout=") {
-        url.push(separator);
-        url.push_str(&format!("connect_timeout={}", db_timeout_ms.div_ceil(1000).max(1)));
-        separator = '&';
-    }
-    if !url.contains("statement_timeout") {
-        url.push(separator);
-        url.push_str(&format!("options=-c%20statement_timeout%3D{db_timeout_ms}"));
-    }
-    url
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,19 +113,5 @@ mod tests {
             Err(DeployUrlProblem::InvalidWorkerName)
         );
         assert_eq!(worker("https://a_b.libra.sh"), Err(DeployUrlProblem::InvalidWorkerName));
-    }
-
-    #[test]
-    fn postgres_url_gets_timeouts_unless_it_has_them() {
-        assert_eq!(
-            postgres_url_with_timeouts("postgres://u@h:5432/db", 2500),
-            "postgres://u@h:5432/db?connect_timeout=3&options=-c%20statement_timeout%3D2500"
-        );
-        assert_eq!(
-            postgres_url_with_timeouts("postgres://h/db?sslmode=disable", 100),
-            "postgres://h/db?sslmode=disable&connect_timeout=1&options=-c%20statement_timeout%3D100"
-        );
-        let explicit = "postgres://h/db?connect_timeout=9&options=-c%20statement_timeout%3D1";
-        assert_eq!(postgres_url_with_timeouts(explicit, 100), explicit);
     }
 }

@@ -22,6 +22,8 @@ pub enum DispatchError {
     CustomDomainNotFound,
     /// An unknown path on a dispatcher host.
     NotFound,
+    /// A dispatch path with a dot segment (`.`, `..`, escaped or not).
+    InvalidPath,
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -37,6 +39,8 @@ pub enum DispatchError {
     },
     /// The client's request body broke off while it was being forwarded.
     RequestBodyFailed,
+    /// The client's request body paused for longer than `idle_timeout_ms`.
+    RequestTimeout,
     /// The worker trapped, refused the request or failed before answering.
     WorkerFailed,
     /// The worker did not start answering within `upstream_timeout_ms`.
@@ -60,8 +64,10 @@ impl DispatchError {
     pub fn status(&self) -> u16 {
         use DispatchError::*;
         match self {
-            InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength | RequestBodyFailed => 400,
+            InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength | RequestBodyFailed
+            | InvalidPath => 400,
             Unauthorized => 401,
+            RequestTimeout => 408,
             HostNotRouted | WorkerNotFound(_) | CustomDomainNotFound | NotFound => 404,
             MethodNotAllowed { .. } => 405,
             PayloadTooLarge { .. } => 413,
@@ -87,12 +93,14 @@ impl DispatchError {
             WorkerNotFound(_) => "worker_not_found",
             CustomDomainNotFound => "custom_domain_not_found",
             NotFound => "not_found",
+            InvalidPath => "invalid_path",
             MethodNotAllowed { .. } => "method_not_allowed",
             InvalidContentLength => "invalid_content_length",
             PayloadTooLarge { .. } => "payload_too_large",
             UriTooLong { .. } => "uri_too_long",
             HeadersTooLarge { .. } => "headers_too_large",
             RequestBodyFailed => "request_body_failed",
+            RequestTimeout => "request_timeout",
             WorkerFailed => "worker_failed",
             WorkerTimeout => "worker_timeout",
             WorkerUnreachable => "worker_unreachable",
@@ -115,12 +123,14 @@ impl DispatchError {
             WorkerNotFound(_) => "Worker not found",
             CustomDomainNotFound => "Custom domain not found",
             NotFound => "Not found",
+            InvalidPath => "Invalid path",
             MethodNotAllowed { .. } => "Method not allowed",
             InvalidContentLength => "Invalid Content-Length",
             PayloadTooLarge { .. } => "Payload too large",
             UriTooLong { .. } => "URI too long",
             HeadersTooLarge { .. } => "Request headers too large",
             RequestBodyFailed => "Request body failed",
+            RequestTimeout => "Request timeout",
             WorkerFailed => "Worker failed",
             WorkerTimeout => "Worker timed out",
             WorkerUnreachable => "Worker unreachable",
@@ -146,14 +156,16 @@ impl DispatchError {
             WorkerNotFound(name) => format!("No worker named '{name}' is deployed in this namespace."),
             CustomDomainNotFound => "This domain is not configured for any worker, or is not verified yet.".into(),
             NotFound => "No such endpoint on the dispatcher.".into(),
+            InvalidPath => "A dispatch path may not contain '.' or '..' segments.".into(),
             MethodNotAllowed { allow } => format!("Allowed methods: {allow}."),
             InvalidContentLength => "Content-Length must be one non-negative integer.".into(),
             PayloadTooLarge { limit } => format!("The request body exceeds the limit of {limit} bytes."),
             UriTooLong { limit } => format!("The request target exceeds the limit of {limit} bytes."),
             HeadersTooLarge { limit } => format!("The request headers exceed the limit of {limit} bytes."),
             RequestBodyFailed => "The request body could not be read to the end.".into(),
+            RequestTimeout => "The request body stopped arriving.".into(),
             WorkerFailed => "The worker failed before it could answer.".into(),
-            WorkerTimeout => "The worker did not start answering in time.".into(),
+            WorkerTimeout => "The worker did not answer in time.".into(),
             WorkerUnreachable => "The worker's host could not be reached.".into(),
             LoopDetected => "This request has already passed through the dispatcher; it would loop.".into(),
             Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
@@ -221,12 +233,14 @@ impl DispatchError {
             WorkerNotFound(String::new()),
             CustomDomainNotFound,
             NotFound,
+            InvalidPath,
             MethodNotAllowed { allow: "" },
             InvalidContentLength,
             PayloadTooLarge { limit: 0 },
             UriTooLong { limit: 0 },
             HeadersTooLarge { limit: 0 },
             RequestBodyFailed,
+            RequestTimeout,
             WorkerFailed,
             WorkerTimeout,
             WorkerUnreachable,
@@ -287,12 +301,14 @@ mod tests {
                 | DispatchError::WorkerNotFound(_)
                 | DispatchError::CustomDomainNotFound
                 | DispatchError::NotFound
+                | DispatchError::InvalidPath
                 | DispatchError::MethodNotAllowed { .. }
                 | DispatchError::InvalidContentLength
                 | DispatchError::PayloadTooLarge { .. }
                 | DispatchError::UriTooLong { .. }
                 | DispatchError::HeadersTooLarge { .. }
                 | DispatchError::RequestBodyFailed
+                | DispatchError::RequestTimeout
                 | DispatchError::WorkerFailed
                 | DispatchError::WorkerTimeout
                 | DispatchError::WorkerUnreachable

@@ -18,6 +18,7 @@ pub mod membership;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod openapi;
 pub mod pipeline;
+pub mod postgres_url;
 pub mod remote;
 pub mod request_id;
 pub mod time;

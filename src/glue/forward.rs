@@ -26,8 +26,8 @@ pub fn run(
     response_out: ResponseOutparam,
     forward: &Forward,
     ctx: Context,
-) -> Result<u16, Failure> {
-    let (method, request_id, config) = (&ctx.head.method, ctx.request_id, ctx.config);
+) -> Result<(u16, Streamed), Failure> {
+    let (method, request_id) = (&ctx.head.method, ctx.request_id);
     let outgoing = OutgoingRequest::new(io::fields(&forward.headers));
     let _ = outgoing.set_method(&io::method_from_name(method));
     let options = match &forward.location {
@@ -46,7 +46,7 @@ pub fn run(
             // The authority is also the `Host` the worker receives (the client's stays in
             // X-Forwarded-Host).
             let _ = outgoing.set_authority(Some(&origin.authority));
-            Some(remote_options(config))
+            Some(remote_options(ctx))
         }
     };
     let _ = outgoing.set_path_with_query(Some(&forward.path_and_query));
@@ -67,25 +67,24 @@ pub fn run(
     if downstream::is_worker_failure(status, &headers) {
         return Err((response_out, DispatchError::WorkerFailed));
     }
-    Ok(stream_response(
-        response,
-        status,
-        headers,
-        response_out,
-        forward,
-        method,
-        request_id,
-    ))
+    Ok(stream_response(response, status, headers, response_out, forward, ctx))
 }
 
 /// Spin's own bounds for a real network send (it applies none to a chained request): the
-/// connection and the response's first byte each within `upstream_timeout_ms`. The dispatcher's
-/// timer stays too, and covers the request body's upload.
-fn remote_options(config: &Config) -> RequestOptions {
+/// connection and the response's first byte each within `upstream_timeout_ms`, and no pause in
+/// the response body longer than `idle_timeout_ms`. The dispatcher's timers stay too.
+fn remote_options(ctx: Context) -> RequestOptions {
+    let config = ctx.config;
     let options = RequestOptions::new();
-    let timeout_ns = config.upstream_timeout_ms.saturating_mul(1_000_000);
+    let timeout_ns = milliseconds(config.upstream_timeout_ms);
     let _ = options.set_connect_timeout(Some(timeout_ns));
-    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    // Spin's first-byte timer runs from the send, so it would charge a slow upload to the worker:
+    // it is set only for a request without a body (the dispatcher's own timer starts once the
+    // body is in, and bounds the others).
+    if is_bodyless(ctx) {
+        let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    }
+    let _ = options.set_between_bytes_timeout(Some(milliseconds(config.idle_timeout_ms)));
     options
 }
 
@@ -128,8 +127,12 @@ fn failure(code: &ErrorCode, forward: &Forward, request_id: &str) -> DispatchErr
     }
 }
 
-/// Streams the request body to the worker while waiting for its response, racing both against
-/// the upstream timeout: Spin bounds no chained request, so the dispatcher must.
+/// Streams the request body to the worker while waiting for its response. Two bounds apply,
+/// both the dispatcher's own (Spin bounds no chained request):
+/// - while the body is on its way, no pause in it may last `idle_timeout_ms`: a client that
+///   stops sending gets `408`, a worker that stops reading `504`;
+/// - once the body is in, the worker has `upstream_timeout_ms` to answer (`504`). A slow client's
+///   upload is never charged to the worker.
 fn send_body_and_await_response(
     body_in: IncomingBody,
     body_out: OutgoingBody,
@@ -138,19 +141,35 @@ fn send_body_and_await_response(
     ctx: Context,
 ) -> Result<IncomingResponse, DispatchError> {
     let config = ctx.config;
-    let deadline = monotonic_clock::subscribe_duration(config.upstream_timeout_ms.saturating_mul(1_000_000));
     let response_ready = future.subscribe();
-    let mut pump = Some(BodyPump::new(body_in, body_out, config.max_body_bytes)?);
+    let mut pump = Some(BodyPump::new(body_in, body_out, config)?);
+    // The idle timer exists only while the body is stalled; the answer timer once it is in.
+    let mut idle: Option<Pollable> = None;
+    let mut answer_deadline: Option<Pollable> = None;
     loop {
         if let Some(active) = pump.as_mut() {
-            if active.advance()? {
-                pump = None;
+            match active.advance()? {
+                Pumped::Finished => {
+                    pump = None;
+                    idle = None;
+                    answer_deadline = Some(monotonic_clock::subscribe_duration(milliseconds(
+                        config.upstream_timeout_ms,
+                    )));
+                }
+                Pumped::Moved => idle = None,
+                Pumped::Nothing => {}
             }
         }
+        if pump.is_some() && idle.is_none() {
+            idle = Some(monotonic_clock::subscribe_duration(milliseconds(
+                config.idle_timeout_ms,
+            )));
+        }
+        let timer = answer_deadline.as_ref().or(idle.as_ref()).expect("one timer runs");
         // The body's pollable is a child of its stream: it must be gone before the pump is.
         let ready = {
             let body_ready = pump.as_ref().map(BodyPump::pollable);
-            let mut waiting: Vec<&Pollable> = vec![&deadline, &response_ready];
+            let mut waiting: Vec<&Pollable> = vec![timer, &response_ready];
             waiting.extend(body_ready.as_ref());
             poll(&waiting)
         };
@@ -164,9 +183,39 @@ fn send_body_and_await_response(
             };
         }
         if ready.contains(&0) {
-            return Err(DispatchError::WorkerTimeout);
+            return Err(match &pump {
+                Some(active) if active.waits_for_client() => DispatchError::RequestTimeout,
+                _ => DispatchError::WorkerTimeout,
+            });
         }
     }
+}
+
+/// `Content-Length: 0`, or a `GET`/`HEAD` without one (WASI hides `Transfer-Encoding`).
+fn is_bodyless(ctx: Context) -> bool {
+    let mut lengths = ctx
+        .head
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+    match lengths.next() {
+        Some((_, value)) => value.trim_ascii() == b"0",
+        None => matches!(ctx.head.method.as_str(), "GET" | "HEAD"),
+    }
+}
+
+fn milliseconds(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+/// What one round of the body pump did.
+enum Pumped {
+    /// The body has been sent in full (or the worker stopped reading it).
+    Finished,
+    /// Some bytes moved; more are to come.
+    Moved,
+    /// Nothing could move: the client has sent nothing new, or the worker is not reading.
+    Nothing,
 }
 
 enum Waiting {
@@ -178,45 +227,55 @@ enum Waiting {
 /// host-side (`splice`), so the guest never holds or even allocates a chunk. Field order matters:
 /// a stream must be dropped before the body it belongs to.
 struct BodyPump {
-    input: InputStream,
+    input: Option<InputStream>,
     output: Option<OutputStream>,
-    _body_in: IncomingBody,
+    body_in: Option<IncomingBody>,
     body_out: Option<OutgoingBody>,
     received: u64,
     max: u64,
     waiting: Waiting,
+    /// How long the client's trailers may take after its body.
+    idle_ns: u64,
 }
 
 impl BodyPump {
-    fn new(body_in: IncomingBody, body_out: OutgoingBody, max: u64) -> Result<BodyPump, DispatchError> {
+    fn new(body_in: IncomingBody, body_out: OutgoingBody, config: &Config) -> Result<BodyPump, DispatchError> {
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
         Ok(BodyPump {
-            input,
+            input: Some(input),
             output: Some(output),
-            _body_in: body_in,
+            body_in: Some(body_in),
             body_out: Some(body_out),
             received: 0,
-            max,
+            max: config.max_body_bytes,
             waiting: Waiting::Input,
+            idle_ns: milliseconds(config.idle_timeout_ms),
         })
     }
 
     fn pollable(&self) -> Pollable {
-        match (&self.waiting, &self.output) {
-            (Waiting::Output, Some(output)) => output.subscribe(),
-            _ => self.input.subscribe(),
+        match (&self.waiting, &self.output, &self.input) {
+            (Waiting::Output, Some(output), _) => output.subscribe(),
+            (_, _, Some(input)) => input.subscribe(),
+            _ => monotonic_clock::subscribe_duration(0),
         }
     }
 
-    /// Moves as many bytes as are ready. `Ok(true)` when the body has been sent in full (or the
-    /// worker stopped reading it).
-    fn advance(&mut self) -> Result<bool, DispatchError> {
+    /// Whether the pump is waiting for the client (rather than for the worker to read).
+    fn waits_for_client(&self) -> bool {
+        matches!(self.waiting, Waiting::Input)
+    }
+
+    /// Moves as many bytes as are ready.
+    fn advance(&mut self) -> Result<Pumped, DispatchError> {
+        let mut moved_any = false;
         loop {
             let output = self.output.as_ref().expect("present until finished");
+            let input = self.input.as_ref().expect("present until finished");
             // One byte past the cap is enough to know the body is too large.
             let budget = (self.max - self.received).saturating_add(1).min(CHUNK);
-            match output.splice(&self.input, budget) {
+            match output.splice(input, budget) {
                 Ok(0) => {
                     // Nothing moved: either no input is ready or the worker is not reading yet.
                     self.waiting = match output.check_write() {
@@ -224,9 +283,10 @@ impl BodyPump {
                         Ok(_) => Waiting::Input,
                         Err(_) => return Ok(self.stop_sending()),
                     };
-                    return Ok(false);
+                    return Ok(if moved_any { Pumped::Moved } else { Pumped::Nothing });
                 }
                 Ok(moved) => {
+                    moved_any = true;
                     self.received += moved;
                     if self.received > self.max {
                         return Err(DispatchError::PayloadTooLarge { limit: self.max });
@@ -238,10 +298,13 @@ impl BodyPump {
                         return Ok(self.stop_sending());
                     }
                     drop(self.output.take());
+                    drop(self.input.take());
+                    // The client's trailers go on to the worker.
+                    let trailers = self.body_in.take().and_then(|body| trailers_of(body, self.idle_ns));
                     if let Some(body_out) = self.body_out.take() {
-                        let _ = OutgoingBody::finish(body_out, None);
+                        let _ = OutgoingBody::finish(body_out, trailers);
                     }
-                    return Ok(true);
+                    return Ok(Pumped::Finished);
                 }
                 Err(StreamError::LastOperationFailed(_)) => {
                     if output.check_write().is_err() {
@@ -253,10 +316,32 @@ impl BodyPump {
         }
     }
 
-    fn stop_sending(&mut self) -> bool {
+    fn stop_sending(&mut self) -> Pumped {
         drop(self.output.take());
         drop(self.body_out.take());
-        true
+        Pumped::Finished
+    }
+}
+
+/// How a streamed response ended, for the access log.
+pub enum Streamed {
+    Complete,
+    /// The worker failed mid-body: the body was cut short.
+    WorkerFailed,
+    /// Neither the worker nor the client moved a byte for `idle_timeout_ms`: the body was cut
+    /// short (a complete-looking body would be a lie).
+    WorkerStalled,
+    ClientStalled,
+}
+
+impl Streamed {
+    pub fn error(&self) -> Option<&'static str> {
+        match self {
+            Streamed::Complete => None,
+            Streamed::WorkerFailed => Some("worker_failed_mid_body"),
+            Streamed::WorkerStalled => Some("worker_stalled"),
+            Streamed::ClientStalled => Some("client_stalled"),
+        }
     }
 }
 
@@ -266,40 +351,74 @@ fn stream_response(
     headers: crate::pipeline::Headers,
     response_out: ResponseOutparam,
     forward: &Forward,
-    method: &str,
-    request_id: &str,
-) -> u16 {
-    let shared_origin = forward.kind.shares_dispatcher_origin();
-    let headers = downstream::headers(headers, request_id, shared_origin, method == "HEAD");
+    ctx: Context,
+) -> (u16, Streamed) {
+    let method = ctx.head.method.as_str();
+    let headers = downstream::headers(headers, ctx.request_id, forward.exposure(), method == "HEAD");
     let outgoing = OutgoingResponse::new(io::fields(&headers));
     let _ = outgoing.set_status_code(status);
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), response.consume()) else {
         ResponseOutparam::set(response_out, Ok(outgoing));
-        return status;
+        return (status, Streamed::Complete);
     };
     ResponseOutparam::set(response_out, Ok(outgoing));
     if method == "HEAD" {
         // A response to HEAD has no content, whatever the worker wrote (RFC 9110, 9.3.2).
         let _ = OutgoingBody::finish(body_out, None);
-        return status;
+        return (status, Streamed::Complete);
     }
     let (Ok(input), Ok(output)) = (body_in.stream(), body_out.write()) else {
-        return status;
+        return (status, Streamed::WorkerFailed);
     };
-    let complete = loop {
-        match output.blocking_splice(&input, CHUNK) {
-            Ok(_) => continue,
-            Err(StreamError::Closed) => break true,
+    let idle_ns = milliseconds(ctx.config.idle_timeout_ms);
+    let ended = loop {
+        match output.splice(&input, CHUNK) {
+            Ok(0) => {
+                // Nothing moved: wait for room towards the client if there is none, else for the
+                // worker's next bytes, but not for ever.
+                let client_full = matches!(output.check_write(), Ok(0));
+                let ready = if client_full {
+                    output.subscribe()
+                } else {
+                    input.subscribe()
+                };
+                let timer = monotonic_clock::subscribe_duration(idle_ns);
+                if poll(&[&ready, &timer]) == [1] {
+                    break if client_full {
+                        Streamed::ClientStalled
+                    } else {
+                        Streamed::WorkerStalled
+                    };
+                }
+            }
+            Ok(_) => {}
+            Err(StreamError::Closed) => break Streamed::Complete,
             // The worker failed mid-body: the client must see a cut-off response, not a
             // complete-looking one, so the body is dropped unfinished.
-            Err(StreamError::LastOperationFailed(_)) => break false,
+            Err(StreamError::LastOperationFailed(_)) => break Streamed::WorkerFailed,
         }
     };
     drop(input);
     drop(output);
-    if complete {
-        let _ = OutgoingBody::finish(body_out, None);
+    if let Streamed::Complete = ended {
+        // The worker's trailers go on to the client (gRPC's status travels in them).
+        let trailers = trailers_of(body_in, idle_ns);
+        let _ = OutgoingBody::finish(body_out, trailers);
     }
-    drop(body_in);
-    status
+    (status, ended)
+}
+
+/// The trailers that ended a body, if any came within `idle_ns`.
+fn trailers_of(body: IncomingBody, idle_ns: u64) -> Option<wasi::http::types::Fields> {
+    let future = IncomingBody::finish(body);
+    let ready = future.subscribe();
+    let timer = monotonic_clock::subscribe_duration(idle_ns);
+    if poll(&[&ready, &timer]).contains(&0) {
+        drop(ready);
+        return match future.get() {
+            Some(Ok(Ok(trailers))) => trailers,
+            _ => None,
+        };
+    }
+    None
 }

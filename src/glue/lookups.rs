@@ -4,7 +4,7 @@
 
 use spin_sdk::key_value::Store;
 
-use crate::cache::{self, CacheEntry};
+use crate::cache::{self, AbsentEntry, CacheEntry};
 use crate::config::LookupConfig;
 use crate::custom_domain;
 use crate::error::DispatchError;
@@ -12,20 +12,30 @@ use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
 
-/// The database to ask: PostgreSQL when `postgres_url` is set, else the embedded SQLite one.
+/// The database to ask: PostgreSQL when `postgres_url` is set (with the dispatcher's timeouts
+/// added), else the embedded SQLite one.
 pub struct Database {
     postgres_url: String,
-    timeout_ms: u64,
 }
 
 /// Reads `postgres_url` (a secret, so only when a query is about to run). One that cannot be
 /// read fails closed: never the embedded database instead, which would answer for a different
-/// set of domains.
+/// set of domains. One that is neither a URL nor key=value pairs is a configuration error.
 pub fn database(ctx: Context, lookups: &LookupConfig) -> Result<Database, DispatchError> {
-    Ok(Database {
-        postgres_url: super::settings::single(ctx.request_id, "postgres_url")?,
-        timeout_ms: lookups.db_timeout_ms,
-    })
+    let raw = super::settings::single(ctx.request_id, "postgres_url")?;
+    if raw.is_empty() {
+        return Ok(Database { postgres_url: raw });
+    }
+    let postgres_url = crate::postgres_url::with_timeouts(&raw, lookups.db_timeout_ms).map_err(|problem| {
+        super::settings::invalid(
+            ctx.request_id,
+            &crate::config::ConfigError {
+                variable: "postgres_url",
+                problem: problem.0.to_string(),
+            },
+        )
+    })?;
+    Ok(Database { postgres_url })
 }
 
 impl Database {
@@ -36,6 +46,40 @@ impl Database {
     pub fn ping(&self) -> Result<(), database::Unavailable> {
         database::ping(self)
     }
+}
+
+/// One real round trip to the database, for `/health/detailed`.
+pub fn check_database(ctx: Context, lookups: &LookupConfig) -> crate::api::DatabaseCheck {
+    let started = wasi::clocks::monotonic_clock::now();
+    let (backend, reachable) = match database(ctx, lookups) {
+        Ok(database) => (database.backend(), database.ping().is_ok()),
+        Err(_) => ("unknown", false),
+    };
+    let latency_ms = (wasi::clocks::monotonic_clock::now().saturating_sub(started) as f64 / 1e4).round() / 100.0;
+    crate::api::DatabaseCheck {
+        status: if reachable { "ok" } else { "error" },
+        backend,
+        latency_ms,
+    }
+}
+
+/// [`check_database`], shared for [`crate::api::HEALTH_CHECK_TTL_S`] through the cache.
+pub fn check_database_cached(ctx: Context, lookups: &LookupConfig) -> crate::api::DatabaseCheck {
+    let store = Store::open_default().ok();
+    let key = cache::key(&lookups.namespace, cache::Kind::HealthCheck, "database");
+    let now = wasi::clocks::wall_clock::now().seconds;
+    if let Some(check) = store
+        .as_ref()
+        .and_then(|store| store.get(&key).ok().flatten())
+        .and_then(|bytes| crate::api::DatabaseCheck::decode(&bytes, now))
+    {
+        return check;
+    }
+    let check = check_database(ctx, lookups);
+    if let Some(store) = store {
+        let _ = store.set(&key, &check.encode(now + crate::api::HEALTH_CHECK_TTL_S));
+    }
+    check
 }
 
 /// The worker serving custom domain `host`, `None` if no verified, active project claims it.
@@ -75,8 +119,8 @@ pub fn is_deployed(ctx: Context, lookups: &LookupConfig, worker: &WorkerName) ->
     Ok(found.is_some())
 }
 
-/// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (positive and
-/// negative answers alike; failures never). A cache that cannot be opened only costs queries.
+/// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (found and
+/// not-found answers alike; failures never). A cache that cannot be opened only costs queries.
 fn cached(
     ctx: Context,
     lookups: &LookupConfig,
@@ -85,29 +129,52 @@ fn cached(
     lookup: impl FnOnce(&Database) -> Result<Option<WorkerName>, database::Unavailable>,
 ) -> Result<Option<WorkerName>, DispatchError> {
     let store = Store::open_default().ok();
-    let key = cache::key(&lookups.namespace, kind, name);
+    let found_key = cache::key(&lookups.namespace, kind, name);
+    let absent_key = cache::absent_key(&lookups.namespace, kind, name);
     let now = wasi::clocks::wall_clock::now().seconds;
-    if let Some(entry) = store
-        .as_ref()
-        .and_then(|store| store.get(&key).ok().flatten())
-        .and_then(|bytes| CacheEntry::decode(&bytes, &ctx.config.reserved_names))
-        .filter(|entry| entry.is_fresh(now))
-    {
-        return Ok(entry.worker);
+    let mut stale_found = false;
+    if let Some(store) = &store {
+        match store.get(&found_key).ok().flatten() {
+            Some(bytes) => match CacheEntry::decode(&bytes, &ctx.config.reserved_names) {
+                Some(entry) if entry.is_fresh(now) => return Ok(entry.worker),
+                _ => stale_found = true,
+            },
+            None => {
+                let absent = store.get(&absent_key).ok().flatten();
+                if absent
+                    .and_then(|bytes| AbsentEntry::decode(&bytes))
+                    .is_some_and(|e| e.answers(name, now))
+                {
+                    return Ok(None);
+                }
+            }
+        }
     }
     let database = database(ctx, lookups)?;
     let worker = lookup(&database).map_err(|_| DispatchError::DatabaseUnavailable)?;
-    let ttl = if worker.is_some() {
-        lookups.cache_ttl_s
-    } else {
-        lookups.negative_ttl_s
-    };
-    if let (Some(store), true) = (store, ttl > 0) {
-        let entry = CacheEntry {
-            worker: worker.clone(),
-            expires_at: now + ttl,
-        };
-        let _ = store.set(&key, &entry.encode());
+    if let Some(store) = store {
+        match &worker {
+            Some(worker) if lookups.cache_ttl_s > 0 => {
+                let entry = CacheEntry {
+                    worker: Some(worker.clone()),
+                    expires_at: now + lookups.cache_ttl_s,
+                };
+                let _ = store.set(&found_key, &entry.encode());
+            }
+            _ => {
+                // An expired or unreadable entry under the name is deleted, not left to grow.
+                if stale_found {
+                    let _ = store.delete(&found_key);
+                }
+                if worker.is_none() && lookups.negative_ttl_s > 0 {
+                    let entry = AbsentEntry {
+                        name: name.to_string(),
+                        expires_at: now + lookups.negative_ttl_s,
+                    };
+                    let _ = store.set(&absent_key, &entry.encode());
+                }
+            }
+        }
     }
     Ok(worker)
 }
@@ -163,8 +230,7 @@ pub mod database {
         use crate::{custom_domain, membership};
 
         fn connect(database: &DatabaseConfig) -> Result<Connection, Unavailable> {
-            let url = custom_domain::postgres_url_with_timeouts(&database.postgres_url, database.timeout_ms);
-            Connection::open(&url).map_err(|error| report(&error))
+            Connection::open(&database.postgres_url).map_err(|error| report(&error))
         }
 
         /// The one value of a query that always returns one row (see `custom_domain`).

@@ -115,7 +115,7 @@ fn write_log_line(mut line: String) {
 fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context, decision: &mut Decision) -> Served {
     let (result, location) = match &decision.outcome {
         Ok(Step::Endpoint(endpoint)) => match authorize(ctx, *endpoint) {
-            Ok(()) => (respond_endpoint(*endpoint, response_out, ctx), None),
+            Ok(authenticated) => (respond_endpoint(*endpoint, response_out, ctx, authenticated), None),
             Err(error) => (Err((response_out, error)), None),
         },
         Ok(Step::Forward(pending)) => {
@@ -128,7 +128,17 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
                         Location::Remote(_) => "remote",
                     };
                     let forward = pipeline::prepare_forward(ctx, host, worker, location, pending.clone());
-                    (forward::run(request, response_out, &forward, ctx), Some(label))
+                    match forward::run(request, response_out, &forward, ctx) {
+                        // A body cut short after the status went out: logged, nothing else to do.
+                        Ok((status, streamed)) => {
+                            return Served {
+                                status,
+                                error: streamed.error(),
+                                location: Some(label),
+                            };
+                        }
+                        Err(failure) => (Err(failure), Some(label)),
+                    }
                 }
                 Err(error) => (Err((response_out, error)), None),
             }
@@ -149,14 +159,17 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
 }
 
 /// An admin endpoint needs the bearer token when `admin_token` is set. A token that cannot be
-/// read fails closed: the endpoint is unavailable, not public.
-fn authorize(ctx: Context, endpoint: Endpoint) -> Result<(), DispatchError> {
+/// read fails closed: the endpoint is unavailable, not public. `Ok(true)`: the request proved it
+/// holds the token; `Ok(false)`: no token is needed (none is set, or not an admin endpoint).
+fn authorize(ctx: Context, endpoint: Endpoint) -> Result<bool, DispatchError> {
     if !endpoint.needs_admin() {
-        return Ok(());
+        return Ok(false);
     }
     let token = settings::single(ctx.request_id, "admin_token")?;
-    if crate::auth::is_authorized(&ctx.head.headers, &token) {
-        Ok(())
+    if token.is_empty() {
+        Ok(false)
+    } else if crate::auth::is_authorized(&ctx.head.headers, &token) {
+        Ok(true)
     } else {
         Err(DispatchError::Unauthorized)
     }
@@ -206,14 +219,27 @@ fn request_port(head: &pipeline::RequestHead) -> Option<&str> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
-fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Context) -> Result<u16, Failure> {
+fn respond_endpoint(
+    endpoint: Endpoint,
+    response_out: ResponseOutparam,
+    ctx: Context,
+    authenticated: bool,
+) -> Result<u16, Failure> {
     let (head, request_id, config) = (ctx.head, ctx.request_id, ctx.config);
     let timestamp = io::now_rfc3339();
     // Informational only: shown as "unknown" when it cannot be read, never as its default.
     let environment = || settings::single(request_id, "environment").unwrap_or_else(|_| "unknown".into());
     // Only the endpoints that describe the namespace validate all of it (routing never needs to).
+    if endpoint == Endpoint::ServerOptions {
+        let allow = (
+            "allow".to_string(),
+            crate::pipeline::admit::FORWARDED_METHODS.as_bytes().to_vec(),
+        );
+        let headers = vec![allow, ("x-request-id".to_string(), request_id.as_bytes().to_vec())];
+        return Ok(io::send(response_out, 204, headers, b"", &head.method));
+    }
     let (workers, lookup_config) = match endpoint {
-        Endpoint::Health => (Vec::new(), None),
+        Endpoint::Health | Endpoint::ServerOptions => (Vec::new(), None),
         Endpoint::HealthDetailed | Endpoint::NamespaceInfo => {
             let workers = match config.workers() {
                 Ok(workers) => workers,
@@ -227,20 +253,15 @@ fn respond_endpoint(endpoint: Endpoint, response_out: ResponseOutparam, ctx: Con
     };
     let lookup_config = lookup_config.as_ref();
     let body = match endpoint {
-        Endpoint::Health => serde_json::to_vec(&api::health(&timestamp, &environment())),
+        Endpoint::Health | Endpoint::ServerOptions => serde_json::to_vec(&api::health(&timestamp, &environment())),
         Endpoint::HealthDetailed => {
             let lookup_config = lookup_config.expect("read above");
-            let started = wasi::clocks::monotonic_clock::now();
-            let (backend, reachable) = match lookups::database(ctx, lookup_config) {
-                Ok(database) => (database.backend(), database.ping().is_ok()),
-                Err(_) => ("unknown", false),
-            };
-            let latency_ms =
-                (wasi::clocks::monotonic_clock::now().saturating_sub(started) as f64 / 1e4).round() / 100.0;
-            let database = api::DatabaseCheck {
-                status: if reachable { "ok" } else { "error" },
-                backend,
-                latency_ms,
+            // Anyone may ask when no admin token is set: then the round trip is shared, for a few
+            // seconds, so this endpoint is no free database ping.
+            let database = if authenticated {
+                lookups::check_database(ctx, lookup_config)
+            } else {
+                lookups::check_database_cached(ctx, lookup_config)
             };
             let remote = api::remote_members(&lookup_config.remote);
             let environment = environment();

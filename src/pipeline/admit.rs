@@ -17,8 +17,43 @@ pub fn check_target(path_and_query: &str) -> Result<(), DispatchError> {
     Ok(())
 }
 
+/// The headers Spin appends after the client's (`crates/trigger-http/src/headers.rs`). Two of
+/// them repeat the whole URL, so counting them would refuse clients that sent less than the
+/// limit.
+const SPIN_APPENDED: &[&str] = &[
+    "spin-path-info",
+    "spin-full-url",
+    "spin-matched-route",
+    "spin-base-path",
+    "spin-raw-component-route",
+    "spin-component-route",
+    "spin-client-addr",
+];
+
+/// The client's own headers: all but the run of Spin's at the end, each of which Spin appends
+/// once. A client's header of the same name comes before Spin's, so it still counts.
+fn client_headers(headers: &Headers) -> &[(String, Vec<u8>)] {
+    let mut seen: Vec<&str> = Vec::with_capacity(SPIN_APPENDED.len());
+    let mut end = headers.len();
+    while end > 0 {
+        let name = headers[end - 1].0.as_str();
+        let Some(known) = SPIN_APPENDED.iter().find(|n| name.eq_ignore_ascii_case(n)) else {
+            break;
+        };
+        if seen.contains(known) {
+            break;
+        }
+        seen.push(known);
+        end -= 1;
+    }
+    &headers[..end]
+}
+
 pub fn check_header_size(headers: &Headers) -> Result<(), DispatchError> {
-    let size: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum();
+    let size: usize = client_headers(headers)
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 4)
+        .sum();
     if size > MAX_HEADER_BYTES {
         return Err(DispatchError::HeadersTooLarge {
             limit: MAX_HEADER_BYTES,
@@ -27,12 +62,15 @@ pub fn check_header_size(headers: &Headers) -> Result<(), DispatchError> {
     Ok(())
 }
 
+/// The methods named in `Allow` when one is refused; any other but these two is forwarded too.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// `CONNECT` would turn the dispatcher into a tunnel and `TRACE` would reflect credentials back;
 /// neither is forwarded.
 pub fn check_forwardable_method(method: &str) -> Result<(), DispatchError> {
     match method {
         "CONNECT" | "TRACE" => Err(DispatchError::MethodNotAllowed {
-            allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+            allow: FORWARDED_METHODS,
         }),
         _ => Ok(()),
     }
@@ -104,6 +142,23 @@ mod tests {
                 limit: MAX_HEADER_BYTES
             })
         );
+    }
+
+    #[test]
+    fn the_header_limit_counts_the_clients_headers_only() {
+        let long = format!("http://echo.localhost/{}", "a".repeat(8_000));
+        let mut request = headers(&[("a", &"x".repeat(MAX_HEADER_BYTES - 100))]);
+        let client = request.clone();
+        for name in SPIN_APPENDED {
+            request.push((name.to_string(), long.clone().into_bytes()));
+        }
+        assert_eq!(client_headers(&request), client.as_slice());
+        assert!(check_header_size(&request).is_ok());
+        // A client's own spin-* header before Spin's still counts, whatever its name.
+        let mut smuggled = headers(&[("spin-full-url", &"x".repeat(MAX_HEADER_BYTES))]);
+        smuggled.push(("spin-full-url".into(), b"http://h/".to_vec()));
+        assert_eq!(client_headers(&smuggled).len(), 1);
+        assert!(check_header_size(&smuggled).is_err());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Hop-by-hop headers (RFC 9110 7.6.1) describe one connection and must not be forwarded, in
-//! either direction, together with any header the `Connection` header names.
+//! either direction, together with any header the `Connection` header names. `Trailer` is not
+//! one (RFC 2616's list had it; RFC 9110 6.6.2 makes it end-to-end): it announces the trailer
+//! fields of this message, and HTTP/1.1 servers send only the fields it announces, so it must
+//! travel with the trailers.
 
 use crate::pipeline::Headers;
 
@@ -10,7 +13,6 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];

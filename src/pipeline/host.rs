@@ -32,9 +32,9 @@ pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
         return Err(DispatchError::InvalidHost);
     }
     let (host, port) = split_port(authority)?;
-    if let Some(port) = port {
-        if port.is_empty()
-            || port.len() > 5
+    // RFC 9110 4.2.3 (and 3986): an empty port is the scheme's default, so `localhost:` is fine.
+    if let Some(port) = port.filter(|port| !port.is_empty()) {
+        if port.len() > 5
             || !port.bytes().all(|b| b.is_ascii_digit())
             || port.parse::<u32>().map_or(true, |p| p > 65_535)
         {
@@ -66,7 +66,13 @@ pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError
         .strip_suffix(config.base_domain.as_str())
         .and_then(|rest| rest.strip_suffix('.'))
     else {
-        return Ok(HostClass::CustomDomain);
+        // Only a name that could be a tenant's registered domain is looked up: any other host
+        // would cost a database query (and a cache entry) per request for nothing.
+        return if is_plausible_domain(&host.name) {
+            Ok(HostClass::CustomDomain)
+        } else {
+            Err(DispatchError::CustomDomainNotFound)
+        };
     };
     if label.contains('.') {
         // `a.b.libra.sh` is not guessed at: the original took the first label, so one
@@ -76,6 +82,17 @@ pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError
     WorkerName::parse(label, &config.reserved_names)
         .map(HostClass::Tenant)
         .map_err(DispatchError::InvalidWorkerName)
+}
+
+/// A name a tenant could have registered: at least two labels, and a top-level label with a
+/// letter in it, which leaves out IPv4 literals (`10.0.0.1`, and shorthands like `10.1`),
+/// bracketed IPv6 literals and single names (`localhost`, `intranet`). Label and length rules
+/// were checked by [`normalise`].
+pub fn is_plausible_domain(name: &str) -> bool {
+    match name.rsplit_once('.') {
+        Some((rest, top)) => !rest.is_empty() && top.bytes().any(|b| b.is_ascii_alphabetic()),
+        None => false,
+    }
 }
 
 fn split_port(authority: &str) -> Result<(&str, Option<&str>), DispatchError> {
@@ -104,12 +121,13 @@ fn valid_label(label: &str) -> bool {
         && !label.ends_with('-')
 }
 
+/// `[<IPv6 address>]`, checked by the standard library's parser: no zone, no IPvFuture.
 fn valid_ipv6_literal(host: &str) -> Result<&str, DispatchError> {
     let inner = &host[1..host.len() - 1];
-    let ok = inner.len() >= 2
-        && inner.contains(':')
-        && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-    if ok { Ok(host) } else { Err(DispatchError::InvalidHost) }
+    match inner.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => Ok(host),
+        Err(_) => Err(DispatchError::InvalidHost),
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +160,9 @@ mod tests {
         assert_eq!(host.authority, "My-App.Libra.SH.:8443");
         assert_eq!(normalise(b"[::1]:3000").unwrap().name, "[::1]");
         assert_eq!(normalise(b"127.0.0.1:3000").unwrap().name, "127.0.0.1");
+        assert_eq!(normalise(b"localhost:").unwrap().name, "localhost");
+        assert_eq!(normalise(b"[::ffff:1.2.3.4]:80").unwrap().name, "[::ffff:1.2.3.4]");
+        assert_eq!(normalise(b"[2001:DB8::1]").unwrap().name, "[2001:db8::1]");
     }
 
     #[test]
@@ -157,13 +178,19 @@ mod tests {
             "a_b.com",
             "exämple.com",
             "a b",
-            "a.com:",
             "a.com:http",
             "a.com:70000",
             "a.com:80:80",
             "[::1",
             "[zz]",
             "[::1]x",
+            "[1:2:3]",
+            "[:::1]",
+            "[::1%25eth0]",
+            "[fe80::1%eth0]",
+            "[v1.x]",
+            "[::ffff:1.2.3]",
+            "[12345::1]",
             "a/b",
             "a@b",
             &long,
@@ -184,6 +211,16 @@ mod tests {
         // A look-alike suffix is not a subdomain.
         assert_eq!(class("evil-libra.sh"), Ok(HostClass::CustomDomain));
         assert_eq!(class("libra.sh.evil.com"), Ok(HostClass::CustomDomain));
+    }
+
+    #[test]
+    fn only_plausible_domains_are_looked_up() {
+        for looked_up in ["shop.example.com", "a.b.co", "xn--bcher-kva.example", "my-shop.io"] {
+            assert_eq!(class(looked_up), Ok(HostClass::CustomDomain), "{looked_up}");
+        }
+        for refused in ["10.0.0.1", "10.1", "[::1]", "intranet", "example.123", "1.2.3.4:8080"] {
+            assert_eq!(class(refused), Err(DispatchError::CustomDomainNotFound), "{refused}");
+        }
     }
 
     #[test]

@@ -82,6 +82,19 @@ pub struct Forward {
     pub kind: RouteKind,
     pub path_and_query: String,
     pub headers: Headers,
+    /// The request's host (normalised), for the response filter.
+    pub host: String,
+}
+
+impl Forward {
+    /// Where the worker's response is served, which decides what headers it may set.
+    pub fn exposure(&self) -> downstream::Exposure<'_> {
+        match self.kind {
+            RouteKind::Path | RouteKind::Query => downstream::Exposure::SharedOrigin,
+            RouteKind::Subdomain => downstream::Exposure::TenantSubdomain { host: &self.host },
+            RouteKind::CustomDomain | RouteKind::Docs | RouteKind::Api => downstream::Exposure::OwnSite,
+        }
+    }
 }
 
 /// Phases 1 to 3.
@@ -143,7 +156,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         client_ip: client_ip.as_deref(),
         request_id: ctx.request_id,
     };
-    let mut headers = upstream::headers(&head.headers, &provenance);
+    let mut headers = upstream::headers(&head.headers, &provenance, pending.kind.shares_dispatcher_origin());
     if matches!(location, Location::Remote(_)) {
         // RFC 8586: keep the client's entries and add this dispatcher's.
         headers.push(("cdn-loop".into(), crate::remote::CDN_LOOP_TOKEN.as_bytes().to_vec()));
@@ -154,6 +167,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         kind: pending.kind,
         path_and_query: pending.path_and_query,
         headers,
+        host: host.name.clone(),
     }
 }
 

@@ -45,6 +45,9 @@ pub enum Endpoint {
     HealthDetailed,
     /// Admin only when `admin_token` is set.
     NamespaceInfo,
+    /// `OPTIONS *` (RFC 9110 9.3.7): a question about the server as a whole, which no tenant
+    /// answers for, on any host: `204` with the methods the dispatcher forwards.
+    ServerOptions,
 }
 
 impl Endpoint {
@@ -121,6 +124,13 @@ pub fn resolve(
     path_and_query: &str,
     config: &Config,
 ) -> Result<Resolution, DispatchError> {
+    // The asterisk form is for OPTIONS only (RFC 9112 3.2.4).
+    if path_and_query == "*" {
+        return match method {
+            "OPTIONS" => Ok(Resolution::Endpoint(Endpoint::ServerOptions)),
+            _ => Err(DispatchError::InvalidPath),
+        };
+    }
     match class {
         // A tenant host belongs to the tenant, all of it: `/health` or `/dispatch?worker=`
         // there reach the tenant, so no tenant can run under another's origin.
@@ -172,8 +182,14 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
     Err(DispatchError::NotFound)
 }
 
-/// `/dispatch/<worker>/<rest>`: the worker receives `/<rest>` and the query.
+/// `/dispatch/<worker>/<rest>`: the worker receives `/<rest>` and the query. A path with a dot
+/// segment (`.` or `..`, escaped or not) is refused: a cache or an edge in front may resolve it
+/// (`/dispatch/a/../b` is `/dispatch/b` to them) while the dispatcher would not, and the two
+/// would then disagree about which tenant the path belongs to.
 fn resolve_path_dispatch(rest: &str, query: Option<&str>, config: &Config) -> Result<Resolution, DispatchError> {
+    if rest.split('/').any(is_dot_segment) {
+        return Err(DispatchError::InvalidPath);
+    }
     let (raw_name, tail) = match rest.split_once('/') {
         Some((name, tail)) => (name, tail),
         None => (rest, ""),
@@ -239,6 +255,23 @@ fn parse_name(raw: &str, config: &Config) -> Result<WorkerName, DispatchError> {
     WorkerName::parse(raw, &config.reserved_names).map_err(DispatchError::InvalidWorkerName)
 }
 
+/// `.` or `..`, with any of the dots written `%2e` or `%2E`.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut dots = 0;
+    let mut rest = segment;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
+}
+
 /// Decodes `%XX` escapes and `+` (form encoding). `None` for malformed escapes or non-UTF-8.
 fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
@@ -283,6 +316,18 @@ mod tests {
             worker: WorkerName::parse(name, &[]).unwrap(),
             kind,
             path_and_query: path_and_query.into(),
+        }
+    }
+
+    #[test]
+    fn the_asterisk_form_is_the_dispatchers_on_every_host() {
+        let tenant = HostClass::Tenant(WorkerName::parse("victim", &[]).unwrap());
+        for class in [HostClass::Dispatcher, tenant, HostClass::CustomDomain] {
+            assert_eq!(
+                resolve(&class, "OPTIONS", "*", &config()),
+                Ok(Resolution::Endpoint(Endpoint::ServerOptions))
+            );
+            assert_eq!(resolve(&class, "GET", "*", &config()), Err(DispatchError::InvalidPath));
         }
     }
 
@@ -384,7 +429,13 @@ mod tests {
             ("%C3%A9", NameError::Characters),
         ] {
             let expected = Err(DispatchError::InvalidWorkerName(error));
-            assert_eq!(api("GET", &format!("/dispatch/{raw}/x")), expected, "path {raw}");
+            // A dot segment in a path is refused as such before any name is read.
+            let in_path = if raw.contains("..") || raw.contains("%2e") {
+                Err(DispatchError::InvalidPath)
+            } else {
+                expected.clone()
+            };
+            assert_eq!(api("GET", &format!("/dispatch/{raw}/x")), in_path, "path {raw}");
             if raw != "%2e%2e" && raw != "%C3%A9" {
                 assert_eq!(api("GET", &format!("/dispatch?worker={raw}")), expected, "query {raw}");
             }
@@ -402,6 +453,27 @@ mod tests {
             api("GET", &format!("/dispatch/{}", "a".repeat(64))),
             Err(DispatchError::InvalidWorkerName(NameError::TooLong))
         );
+    }
+
+    #[test]
+    fn dot_segments_in_a_dispatch_path_are_refused() {
+        for target in [
+            "/dispatch/hello/../echo",
+            "/dispatch/hello/a/%2e%2e/b",
+            "/dispatch/hello/%2E/x",
+            "/dispatch/./hello",
+            "/dispatch/hello/.",
+            "/api/dispatch/hello/.%2e/",
+        ] {
+            assert_eq!(api("GET", target), Err(DispatchError::InvalidPath), "{target}");
+        }
+        for fine in [
+            "/dispatch/hello/.well-known/x",
+            "/dispatch/hello/a..b",
+            "/dispatch/hello/...",
+        ] {
+            assert!(api("GET", fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -18,32 +18,55 @@ pub struct Provenance<'a> {
     pub request_id: &'a str,
 }
 
-/// Client headers that claim to describe the request's origin or route. `x-custom-domain`,
-/// `x-original-url`, `x-target-worker` and `x-routing-strategy` were set by the original
-/// dispatcher, so tenants ported from it may still trust them.
+/// Client headers that claim to describe the request's origin or route: proxies' and CDNs'
+/// provenance headers (a worker behind another proxy may trust them), URL rewrites, and the
+/// original dispatcher's `x-custom-domain`, `x-original-url`, `x-target-worker` and
+/// `x-routing-strategy`, which tenants ported from it may still trust. Names compare with `_` and
+/// `-` alike: CGI-style servers read `X_Forwarded_For` as the same variable as
+/// `X-Forwarded-For`.
 fn is_spoofable(name: &str) -> bool {
-    const PREFIXES: &[&str] = &["x-forwarded-", "spin-"];
+    const PREFIXES: &[&str] = &["x-forwarded-", "spin-", "cf-"];
     const NAMES: &[&str] = &[
         "host",
         "forwarded",
         "x-real-ip",
         "x-request-id",
-        "x-custom-domain",
+        "true-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "x-original-host",
         "x-original-url",
+        "x-rewrite-url",
+        "x-custom-domain",
         "x-target-worker",
         "x-routing-strategy",
     ];
-    let starts_with = |prefix: &str| {
-        name.len() >= prefix.len() && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-    };
-    PREFIXES.iter().any(|prefix| starts_with(prefix)) || NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+    // Case-insensitive, with `_` matching `-`.
+    let same = |a: u8, b: u8| a.eq_ignore_ascii_case(&b) || (matches!(a, b'-' | b'_') && matches!(b, b'-' | b'_'));
+    let name = name.as_bytes();
+    let starts_with =
+        |prefix: &str| name.len() >= prefix.len() && name.iter().zip(prefix.as_bytes()).all(|(a, b)| same(*a, *b));
+    let equals = |other: &str| name.len() == other.len() && starts_with(other);
+    PREFIXES.iter().any(|prefix| starts_with(prefix)) || NAMES.iter().any(|n| equals(n))
 }
 
-pub fn headers(client: &Headers, provenance: &Provenance) -> Headers {
+/// Whether `name` is a client's cookie on the dispatcher's shared origin: no tenant can set
+/// one there (the response filter drops `Set-Cookie`), so any such cookie is the platform's or
+/// another site's on that origin, and must not reach a tenant.
+pub fn is_cookie(name: &str) -> bool {
+    name.eq_ignore_ascii_case("cookie")
+}
+
+/// The headers a worker receives. `shared_origin`: the request came through path or query
+/// dispatch, on the dispatcher's own origin, so the client's cookies there are not the tenant's.
+pub fn headers(client: &Headers, provenance: &Provenance, shared_origin: bool) -> Headers {
     let hop_by_hop = HopByHop::of(client);
     let mut headers: Headers = client
         .iter()
-        .filter(|(name, _)| !is_spoofable(name) && !hop_by_hop.contains(name))
+        .filter(|(name, _)| {
+            let dropped = is_spoofable(name) || hop_by_hop.contains(name) || (shared_origin && is_cookie(name));
+            !dropped
+        })
         .cloned()
         .collect();
     headers.push(("x-forwarded-host".into(), provenance.host.as_bytes().to_vec()));
@@ -135,7 +158,7 @@ mod tests {
             client_ip: Some("10.1.2.3"),
             request_id: "rid-1",
         };
-        let out = headers(&client, &provenance);
+        let out = headers(&client, &provenance, false);
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -152,6 +175,44 @@ mod tests {
         assert_eq!(value(&out, "x-forwarded-host"), vec!["hello.localhost:3000"]);
         assert_eq!(value(&out, "x-forwarded-proto"), vec!["https"]);
         assert_eq!(value(&out, "x-request-id"), vec!["rid-1"]);
+    }
+
+    #[test]
+    fn other_proxies_provenance_and_underscore_spellings_are_dropped() {
+        for name in [
+            "CF-Connecting-IP",
+            "cf-ipcountry",
+            "True-Client-IP",
+            "X-Client-IP",
+            "X-Cluster-Client-IP",
+            "X-Original-Host",
+            "X-Rewrite-URL",
+            "X_Forwarded_For",
+            "x_real_ip",
+            "X_Request_Id",
+            "spin_client_addr",
+            "Forwarded",
+        ] {
+            assert!(is_spoofable(name), "{name}");
+        }
+        for name in ["x-forward", "accept", "x-cf", "cookie", "x-originally", "cf"] {
+            assert!(!is_spoofable(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn cookies_stay_off_the_shared_origin() {
+        let client = headers_of(&[("cookie", "platform-session=1"), ("accept", "*/*")]);
+        let provenance = Provenance {
+            host: "libra.sh",
+            proto: "https",
+            client_ip: None,
+            request_id: "rid",
+        };
+        let shared = headers(&client, &provenance, true);
+        assert!(!shared.iter().any(|(n, _)| n == "cookie"));
+        let own = headers(&client, &provenance, false);
+        assert!(own.iter().any(|(n, _)| n == "cookie"));
     }
 
     #[test]

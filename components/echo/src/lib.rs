@@ -1,7 +1,7 @@
 //! A tenant worker that answers with JSON describing exactly what it received: method, path,
-//! query, headers (lowercase names, repeated values joined by ", ") and the body's size and
-//! SHA-256. Tests use it to see the request a worker gets through the dispatcher. The body is
-//! hashed as it streams, so any size can be echoed.
+//! query, headers (lowercase names, repeated values joined by ", "), the body's size and
+//! SHA-256, and the body's trailers. Tests use it to see the request a worker gets through the
+//! dispatcher. The body is hashed as it streams, so any size can be echoed.
 
 wit_bindgen::generate!({ world: "worker", path: "../../wit", generate_all });
 
@@ -34,13 +34,14 @@ impl Guest for Echo {
                 })
                 .or_insert(value);
         }
-        let (bytes, sha256) = digest_body(&request);
+        let (bytes, sha256, trailers) = digest_body(&request);
         let report = serde_json::json!({
             "method": method_name(request.method()),
             "path": path,
             "query": query,
             "headers": headers,
             "body": { "bytes": bytes, "sha256": sha256 },
+            "trailers": trailers,
         });
         let body = serde_json::to_vec(&report).expect("JSON values serialise");
         let fields = Fields::from_list(&[
@@ -60,7 +61,7 @@ impl Guest for Echo {
     }
 }
 
-fn digest_body(request: &IncomingRequest) -> (u64, String) {
+fn digest_body(request: &IncomingRequest) -> (u64, String, BTreeMap<String, String>) {
     let body = request.consume().expect("body is consumed once");
     let stream = body.stream().expect("stream is taken once");
     let mut hasher = Sha256::new();
@@ -75,8 +76,19 @@ fn digest_body(request: &IncomingRequest) -> (u64, String) {
             Err(StreamError::LastOperationFailed(_)) => panic!("request body broke off"),
         }
     }
+    drop(stream);
     let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    (bytes, digest)
+    let future = wasi::http::types::IncomingBody::finish(body);
+    future.subscribe().block();
+    let trailers = match future.get() {
+        Some(Ok(Ok(Some(trailers)))) => trailers
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    (bytes, digest, trailers)
 }
 
 fn method_name(method: Method) -> String {

@@ -77,6 +77,10 @@ impl WasiHttpHooks for Hooks {
         let app = self.app.clone();
         let caller = self.caller.clone();
         Box::new(async move {
+            if app.variables.prepare_fails() {
+                eprintln!("test host: Error resolving variables when checking request against allowed outbound hosts");
+                return Err(Error::HttpRequestDenied);
+            }
             let Some(id) = chaining_target(request.uri()) else {
                 // A real network send (a remote worker).
                 let uri = request.uri().clone();

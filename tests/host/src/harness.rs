@@ -41,6 +41,10 @@ pub struct AppSpec {
     pub listen: Option<SocketAddr>,
     /// Another manifest than the shipped `spin.toml`.
     pub manifest: Option<PathBuf>,
+    /// Variables whose provider fails when asked, as a Vault that is down does. On Spin they come
+    /// from a Vault provider (a stand-in server that answers 500 for them and 404, "not here",
+    /// for any other), so they must not be set in `variables`.
+    pub failing_variables: Vec<String>,
 }
 
 impl AppSpec {
@@ -62,6 +66,12 @@ impl AppSpec {
         self
     }
 
+    /// Makes `name`'s provider fail.
+    pub fn failing(mut self, name: &str) -> Self {
+        self.failing_variables.push(name.to_string());
+        self
+    }
+
     /// Resolves `name` to `ip` for the app's outbound requests.
     pub fn host(mut self, name: &str, ip: &str) -> Self {
         self.hosts.push((name.to_string(), ip.parse().expect("an IP address")));
@@ -76,8 +86,12 @@ impl AppSpec {
 }
 
 enum Inner {
-    TestHost { app: App, _server: HttpServer },
-    Spin(SpinApp),
+    TestHost {
+        app: App,
+        _server: HttpServer,
+    },
+    /// With the stand-in Vault, kept running as long as Spin.
+    Spin(SpinApp, #[allow(dead_code)] Option<HttpServer>),
 }
 
 /// The app, running and listening on `addr`.
@@ -119,6 +133,7 @@ impl Running {
                 let mut options = AppOptions {
                     variables: spec.variables.clone(),
                     hosts: spec.hosts.iter().cloned().collect(),
+                    failing_variables: spec.failing_variables.iter().cloned().collect(),
                     ..AppOptions::default()
                 };
                 if let Some(manifest) = &spec.manifest {
@@ -162,11 +177,21 @@ impl Running {
                 if let Some(manifest) = &spec.manifest {
                     options.manifest = manifest.clone();
                 }
+                let vault = if spec.failing_variables.is_empty() {
+                    None
+                } else {
+                    let vault = failing_vault(spec.failing_variables.clone()).await?;
+                    options.runtime_config = Some(format!(
+                        "[[variables_provider]]\ntype = \"vault\"\nurl = \"{}\"\ntoken = \"test\"\nmount = \"secret\"\n",
+                        vault.url()
+                    ));
+                    Some(vault)
+                };
                 let spin = tokio::task::spawn_blocking(move || SpinApp::start(&options)).await??;
                 Ok(Running {
                     kind,
                     addr: spin.addr,
-                    inner: Inner::Spin(spin),
+                    inner: Inner::Spin(spin, vault),
                     _manifest_dir: None,
                 })
             }
@@ -181,13 +206,13 @@ impl Running {
     pub fn test_host(&self) -> Option<&App> {
         match &self.inner {
             Inner::TestHost { app, .. } => Some(app),
-            Inner::Spin(_) => None,
+            Inner::Spin(..) => None,
         }
     }
 
     pub fn spin(&self) -> Option<&SpinApp> {
         match &self.inner {
-            Inner::Spin(spin) => Some(spin),
+            Inner::Spin(spin, _) => Some(spin),
             Inner::TestHost { .. } => None,
         }
     }
@@ -199,7 +224,7 @@ impl Running {
                 app.wait_idle(component).await;
                 app.stdout(component)
             }
-            Inner::Spin(spin) => spin.stdout(component),
+            Inner::Spin(spin, _) => spin.stdout(component),
         }
     }
 
@@ -245,7 +270,7 @@ impl Running {
     pub fn sqlite_execute_batch(&self, sql: &str) -> Result<()> {
         match &self.inner {
             Inner::TestHost { app, .. } => app.sqlite_execute_batch(sql),
-            Inner::Spin(spin) => {
+            Inner::Spin(spin, _) => {
                 let connection = rusqlite::Connection::open(spin.sqlite_path())?;
                 connection.busy_timeout(Duration::from_secs(10))?;
                 connection.execute_batch(sql)?;
@@ -258,7 +283,7 @@ impl Running {
     pub fn key_value_get(&self, key: &str) -> Option<Vec<u8>> {
         match &self.inner {
             Inner::TestHost { app, .. } => app.key_value_get(key),
-            Inner::Spin(spin) => {
+            Inner::Spin(spin, _) => {
                 let connection = spin_key_value(spin).ok()?;
                 connection
                     .query_row(
@@ -278,7 +303,7 @@ impl Running {
                 app.key_value_set(key, value);
                 Ok(())
             }
-            Inner::Spin(spin) => {
+            Inner::Spin(spin, _) => {
                 spin_key_value(spin)?.execute(
                     "INSERT INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2) \
                      ON CONFLICT (store, key) DO UPDATE SET value = ?2",
@@ -293,7 +318,7 @@ impl Running {
     pub fn key_value_keys(&self) -> Result<Vec<String>> {
         match &self.inner {
             Inner::TestHost { app, .. } => Ok(app.key_value_keys()),
-            Inner::Spin(spin) => {
+            Inner::Spin(spin, _) => {
                 let connection = spin_key_value(spin)?;
                 let mut statement = connection.prepare("SELECT key FROM spin_key_value WHERE store = 'default'")?;
                 let keys = statement
@@ -315,6 +340,50 @@ impl Running {
         let request = request.body(StreamBody::new(stream)).expect("valid request");
         exchange(self.addr, request).await
     }
+
+    /// Sends a body of frames that arrive when the client chooses: the test holds the sender and
+    /// may pause between frames, or stop sending, as a slow or stalled client does.
+    pub async fn send_frames(
+        &self,
+        request: http::request::Builder,
+        frames: tokio::sync::mpsc::Receiver<Frame<Bytes>>,
+    ) -> Reply {
+        let stream = futures::stream::unfold(frames, |mut frames| async move {
+            frames.recv().await.map(|frame| (Ok::<_, Infallible>(frame), frames))
+        });
+        let request = request.body(StreamBody::new(stream)).expect("valid request");
+        exchange(self.addr, request).await
+    }
+}
+
+/// A stand-in for HashiCorp Vault's KV v2 API, as Spin's Vault provider reads it
+/// (`GET /v1/<mount>/data/<key>`): 500 for the failing variables, 404 for any other, which sends
+/// Spin on to its next provider.
+async fn failing_vault(failing: Vec<String>) -> Result<HttpServer> {
+    use http_body_util::Full;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let accept_loop = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let failing = failing.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let key = request.uri().path().rsplit('/').next().unwrap_or("").to_string();
+                    let status = if failing.contains(&key) { 500 } else { 404 };
+                    let response = http::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(b"{\"errors\":[]}")))
+                        .expect("valid response");
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(HttpServer::from_parts(addr, accept_loop))
 }
 
 fn spin_key_value(spin: &SpinApp) -> Result<rusqlite::Connection> {
@@ -332,6 +401,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Result<Bytes, String>,
+    /// The body's trailers, if it had any.
+    pub trailers: Option<http::HeaderMap>,
 }
 
 impl Reply {
@@ -378,6 +449,7 @@ where
             status: 0,
             headers: http::HeaderMap::new(),
             body: Err(format!("{error:#}")),
+            trailers: None,
         },
     }
 }
@@ -392,13 +464,20 @@ where
     let connection = tokio::spawn(connection);
     let response = sender.send_request(request).await?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string());
+    let (body, trailers) = match body.collect().await {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            (Ok(collected.to_bytes()), trailers)
+        }
+        Err(error) => (Err(error.to_string()), None),
+    };
     drop(sender);
     let _ = connection.await;
     Ok(Reply {
         status: parts.status.as_u16(),
         headers: parts.headers,
         body,
+        trailers,
     })
 }
 

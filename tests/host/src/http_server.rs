@@ -19,6 +19,11 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
+    /// A server already accepting on `addr`; dropping it stops the loop.
+    pub fn from_parts(addr: SocketAddr, accept_loop: JoinHandle<()>) -> HttpServer {
+        HttpServer { addr, accept_loop }
+    }
+
     /// `http://<addr>`, for clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -81,6 +81,8 @@ pub struct AppOptions {
     pub count_host_calls: bool,
     /// Names the app's outbound requests resolve to before DNS is asked (its `/etc/hosts`).
     pub hosts: BTreeMap<String, std::net::IpAddr>,
+    /// Variables whose provider fails when asked.
+    pub failing_variables: std::collections::BTreeSet<String>,
 }
 
 impl Default for AppOptions {
@@ -93,6 +95,7 @@ impl Default for AppOptions {
             capture_stdout: true,
             count_host_calls: false,
             hosts: BTreeMap::new(),
+            failing_variables: Default::default(),
         }
     }
 }
@@ -288,7 +291,7 @@ impl App {
             sources.push((id.clone(), wasm.clone(), component));
         }
 
-        let resolver = variables::Resolver::new(&manifest.variables, &options.variables)?;
+        let resolver = variables::Resolver::new(&manifest.variables, &options.variables, &options.failing_variables)?;
         let mut components = HashMap::new();
         for (id, path, spec) in sources {
             let component = compile(&path)?;
@@ -299,7 +302,7 @@ impl App {
             let allowed_outbound_hosts = spec
                 .allowed_outbound_hosts
                 .iter()
-                .map(|entry| resolver.expand(entry))
+                .map(|entry| resolver.expand_lenient(entry))
                 .collect::<Result<Vec<_>>>()?;
             let stdout = options.capture_stdout.then(|| MemoryOutputPipe::new(256 << 20));
             components.insert(

@@ -56,10 +56,12 @@ fn allowed(allowed_hosts: &[String], address: &str) -> bool {
 impl HostConnection for HostState {
     async fn open(&mut self, address_url: String) -> Result<Resource<PgConnection>, Error> {
         let address = address(&address_url).ok_or_else(|| Error::ConnectionFailed("invalid address".into()))?;
-        if !allowed(
-            &self.app.components[&self.component_id].allowed_outbound_hosts,
-            &address,
-        ) {
+        if self.app.variables.prepare_fails()
+            || !allowed(
+                &self.app.components[&self.component_id].allowed_outbound_hosts,
+                &address,
+            )
+        {
             return Err(Error::ConnectionFailed(format!(
                 "destination not allowed: postgres://{address}"
             )));

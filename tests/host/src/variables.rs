@@ -12,10 +12,16 @@ use crate::manifest::Variable;
 
 pub struct Resolver {
     values: BTreeMap<String, Option<String>>,
+    /// Variables whose provider fails (as a Vault that is down does): reading one is an error.
+    failing: std::collections::BTreeSet<String>,
 }
 
 impl Resolver {
-    pub fn new(declared: &BTreeMap<String, Variable>, overrides: &BTreeMap<String, String>) -> Result<Resolver> {
+    pub fn new(
+        declared: &BTreeMap<String, Variable>,
+        overrides: &BTreeMap<String, String>,
+        failing: &std::collections::BTreeSet<String>,
+    ) -> Result<Resolver> {
         let mut values = BTreeMap::new();
         for (name, variable) in declared {
             let value = overrides.get(name).cloned().or_else(|| variable.default.clone());
@@ -27,7 +33,27 @@ impl Resolver {
         if let Some(unknown) = overrides.keys().find(|name| !declared.contains_key(*name)) {
             bail!("variable '{unknown}' is not declared in the manifest");
         }
-        Ok(Resolver { values })
+        Ok(Resolver {
+            values,
+            failing: failing.clone(),
+        })
+    }
+
+    /// Whether Spin's per-instance resolution of every application variable fails, which it does
+    /// before a component's first outbound request of any kind (`OutboundNetworkingFactor`'s
+    /// `resolver.prepare()`): then every outbound request is denied.
+    pub fn prepare_fails(&self) -> bool {
+        !self.failing.is_empty()
+    }
+
+    /// Expands a manifest entry such as `allowed_outbound_hosts`, ignoring failing providers (the
+    /// requests it allows are refused anyway while they fail: see [`Resolver::prepare_fails`]).
+    pub fn expand_lenient(&self, template: &str) -> Result<String> {
+        Resolver {
+            values: self.values.clone(),
+            failing: Default::default(),
+        }
+        .expand(template)
     }
 
     /// Expands `{{ name }}` references to application variables.
@@ -41,6 +67,9 @@ impl Resolver {
                 .ok_or_else(|| anyhow!("unclosed template in '{template}'"))?
                 + start;
             let name = rest[start + 2..end].trim();
+            if self.failing.contains(name) {
+                bail!("Failed to check Vault for config");
+            }
             let value = self
                 .values
                 .get(name)

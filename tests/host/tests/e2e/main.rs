@@ -9,6 +9,7 @@ mod docs;
 mod errors_and_logs;
 mod footprint;
 mod forwarding;
+mod hardening;
 mod limits_and_failures;
 mod manifest;
 mod remote;

@@ -90,3 +90,38 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
     all.sort();
     assert_eq!(read, all, "every variable the code knows is read, once");
 }
+
+/// Spin's store and database labels are app-wide: a component granted a label reads and writes
+/// whatever every other component granted it does. The dispatcher's cache (which routes custom
+/// domains) must be its own, and no two tenants may share one.
+#[test]
+fn every_store_and_database_label_is_granted_to_one_component_at_most() {
+    for path in [
+        "spin.toml",
+        "deploy/fermyon-cloud/spin.toml",
+        "deploy/fermyon-cloud/hello/spin.toml",
+    ] {
+        let manifest = Manifest::load(&project_root().join(path)).unwrap();
+        for (what, labels_of) in [
+            (
+                "key_value_stores",
+                (|c: &libra_test_host::manifest::Component| c.key_value_stores.clone()) as fn(&_) -> Vec<String>,
+            ),
+            ("sqlite_databases", |c| c.sqlite_databases.clone()),
+        ] {
+            let mut granted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (id, component) in &manifest.component {
+                for label in labels_of(component) {
+                    granted.entry(label).or_default().push(id.clone());
+                }
+            }
+            for (label, components) in granted {
+                assert_eq!(
+                    components.len(),
+                    1,
+                    "{path}: {what} label '{label}' is granted to {components:?}"
+                );
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use libra_dispatcher::cache::{self, CacheEntry};
+use libra_dispatcher::cache::{self, AbsentEntry, CacheEntry};
 use libra_test_host::ports::free_port;
 use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::project_root;
@@ -382,13 +382,22 @@ impl Fixture {
         }
     }
 
-    /// Ages the cached answer about `worker`, as the passing of its TTL would.
+    /// Ages the cached answer about `worker` (found, or not), as the passing of its TTL would.
     fn expire(&self, worker: &str) {
-        let key = cache::key("default", cache::Kind::RemoteWorker, worker);
-        let bytes = self.front.key_value_get(&key).expect("an answer is cached");
-        let entry = CacheEntry::decode(&bytes, &[]).unwrap();
+        let found = cache::key("default", cache::Kind::RemoteWorker, worker);
+        if let Some(bytes) = self.front.key_value_get(&found) {
+            let entry = CacheEntry::decode(&bytes, &[]).unwrap();
+            self.front
+                .key_value_set(&found, &CacheEntry { expires_at: 1, ..entry }.encode())
+                .unwrap();
+            return;
+        }
+        let absent = cache::absent_key("default", cache::Kind::RemoteWorker, worker);
+        let bytes = self.front.key_value_get(&absent).expect("an answer is cached");
+        let entry = AbsentEntry::decode(&bytes).unwrap();
+        assert_eq!(entry.name, worker);
         self.front
-            .key_value_set(&key, &CacheEntry { expires_at: 1, ..entry }.encode())
+            .key_value_set(&absent, &AbsentEntry { expires_at: 1, ..entry }.encode())
             .unwrap();
     }
 

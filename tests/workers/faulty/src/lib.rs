@@ -8,6 +8,9 @@
 //! - `/cookie`: answers 200 with `Set-Cookie` and HTML, to see what path dispatch lets through.
 //! - `/status/N`: answers status N with a small body.
 //! - `/redirect`: answers 302 to `http://elsewhere.test/`, which a proxy must pass on, not follow.
+//! - `/stall-mid-body`: sends headers and a first chunk, then stops sending (without trapping).
+//! - `/trailers`: answers 200 with a body and the trailer `x-checksum: 42`.
+//! - `/headers`: answers 200 with the response headers named in the query (`?name=value&...`).
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
 
@@ -51,6 +54,43 @@ impl Guest for Faulty {
                 );
                 write_pattern(body, 65_536, true);
             }
+            "/stall-mid-body" => {
+                let body = respond(
+                    response_out,
+                    200,
+                    &[
+                        ("content-type", "application/octet-stream"),
+                        ("content-length", "1000000"),
+                    ],
+                );
+                let stream = body.write().expect("stream is taken once");
+                stream.blocking_write_and_flush(&[7u8; 1000]).expect("client reads");
+                wasi::clocks::monotonic_clock::subscribe_duration(24 * 3600 * 1_000_000_000).block();
+                unreachable!("a day passed");
+            }
+            "/trailers" => {
+                // HTTP/1.1 servers (hyper) send only the trailer fields announced in `Trailer`.
+                let body = respond(
+                    response_out,
+                    200,
+                    &[("content-type", "text/plain"), ("trailer", "x-checksum")],
+                );
+                let stream = body.write().expect("stream is taken once");
+                stream.blocking_write_and_flush(b"with trailers").expect("client reads");
+                drop(stream);
+                let trailers = Fields::from_list(&[("x-checksum".to_string(), b"42".to_vec())]).expect("valid");
+                OutgoingBody::finish(body, Some(trailers)).expect("body completes");
+            }
+            "/headers" => {
+                let pairs: Vec<(String, String)> = query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(n, v)| (n.to_string(), percent_decode(v)))
+                    .collect();
+                let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let body = respond(response_out, 200, &pairs);
+                write_all(body, b"headers as asked");
+            }
             "/redirect" => {
                 let body = respond(response_out, 302, &[("location", "http://elsewhere.test/")]);
                 write_all(body, b"");
@@ -73,6 +113,26 @@ impl Guest for Faulty {
             }
         }
     }
+}
+
+/// `%XX` escapes (enough for header values in a test's query).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("zz"), 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn respond(response_out: ResponseOutparam, status: u16, headers: &[(&str, &str)]) -> OutgoingBody {
