@@ -1,0 +1,280 @@
+//! Property tests of the pure request pipeline, on inputs nobody planned for. Each property runs
+//! `PROPTEST_CASES` cases (4,000 in the suite; `scripts/fuzz` runs a million or more).
+//!
+//! Invariants: nothing panics; a forwarded request never carries a spoofable header or a
+//! provenance value the client chose; a worker chosen is always a valid, non-reserved member of
+//! the namespace; a shared-origin response carries only allowed headers plus the sandbox CSP;
+//! every access-log line and problem document parses as JSON with the same fields.
+
+use libra_dispatcher::access_log::AccessLog;
+use libra_dispatcher::config::Config;
+use libra_dispatcher::error::DispatchError;
+use libra_dispatcher::pipeline::downstream::{self, Exposure, SHARED_ORIGIN_ALLOWED, SHARED_ORIGIN_CSP};
+use libra_dispatcher::pipeline::namespace;
+use libra_dispatcher::pipeline::worker_name::{BUILT_IN_RESERVED, WorkerName};
+use libra_dispatcher::pipeline::{self, Context, Headers, RequestHead, Step, host, upstream};
+use proptest::prelude::*;
+
+fn cases() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4_000);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn config() -> Config {
+    Config::from_lookup(|name| match name {
+        "base_domain" => Some("libra.sh".into()),
+        "dispatcher_hosts" => Some("dispatcher.libra.dev,localhost".into()),
+        "workers" => Some("echo,hello,my-app".into()),
+        "reserved_names" => Some("billing".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// Bytes that look like a host: mostly host characters, with the odd hostile one.
+fn host_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9.-]{0,70}",
+        "[a-z0-9-]{1,20}\\.libra\\.sh\\.?(:[0-9]{0,6})?",
+        "(echo|hello|my-app|admin|billing|docs|ghost)\\.libra\\.sh",
+        "\\[[0-9a-fA-F:.%]{0,45}\\](:[0-9]{1,5})?",
+        "[ -~]{0,40}",
+        ".{0,30}",
+    ]
+}
+
+/// Request targets: dispatch paths and queries with escapes, dots and noise.
+fn target_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "/(api/)?dispatch(/[a-zA-Z0-9%._-]{0,12}){0,4}(\\?[a-zA-Z0-9%=&+._-]{0,30})?",
+        "/(api/)?dispatch\\?([a-z%0-9]{0,8}=[a-zA-Z0-9%+._-]{0,12}&?){0,4}",
+        "/[ -~]{0,60}",
+        "\\*",
+        "(/health|/health/detailed|/openapi.json|/docs|/docs/scalar.js|/favicon.ico)(\\?.{0,8})?",
+    ]
+}
+
+fn header_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("x-forwarded-for".to_string()),
+        Just("X_Forwarded_Host".to_string()),
+        Just("forwarded".to_string()),
+        Just("x-real-ip".to_string()),
+        Just("x-request-id".to_string()),
+        Just("spin-client-addr".to_string()),
+        Just("spin-full-url".to_string()),
+        Just("cf-connecting-ip".to_string()),
+        Just("true-client-ip".to_string()),
+        Just("x-original-host".to_string()),
+        Just("content-length".to_string()),
+        Just("connection".to_string()),
+        Just("cookie".to_string()),
+        Just("host".to_string()),
+        "[a-zA-Z_-]{1,24}",
+    ]
+}
+
+fn headers_like() -> impl Strategy<Value = Headers> {
+    prop::collection::vec((header_name(), prop::collection::vec(any::<u8>(), 0..40)), 0..12)
+}
+
+fn method_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("GET".to_string()),
+        Just("POST".to_string()),
+        Just("TRACE".to_string()),
+        Just("CONNECT".to_string()),
+        Just("OPTIONS".to_string()),
+        "[A-Z]{1,10}",
+    ]
+}
+
+/// A header name a worker must never receive from a client: provenance, routing and Spin's own.
+fn is_spoofable(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    ["x-forwarded-", "spin-", "cf-"].iter().any(|p| name.starts_with(p))
+        || [
+            "host",
+            "forwarded",
+            "x-real-ip",
+            "x-request-id",
+            "true-client-ip",
+            "x-client-ip",
+            "x-cluster-client-ip",
+            "x-original-host",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-custom-domain",
+            "x-target-worker",
+            "x-routing-strategy",
+        ]
+        .contains(&name.as_str())
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    #[test]
+    fn host_normalisation_never_panics_and_gives_a_canonical_name(raw in host_like()) {
+        if let Ok(host) = host::normalise(raw.as_bytes()) {
+            prop_assert!(!host.name.is_empty());
+            prop_assert!(!host.name.ends_with('.'));
+            prop_assert_eq!(host.name.to_ascii_lowercase(), host.name.clone());
+            prop_assert!(host.name.is_ascii());
+            prop_assert!(host.name.starts_with('[') || !host.name.contains(':'));
+        }
+    }
+
+    #[test]
+    fn every_worker_chosen_is_a_valid_unreserved_member(
+        raw_host in host_like(),
+        target in target_like(),
+        method in method_like(),
+        headers in headers_like(),
+    ) {
+        let config = config();
+        let head = RequestHead { method, authority: Some(raw_host), path_and_query: target, headers };
+        let decision = pipeline::decide(Context { head: &head, request_id: "rid", config: &config });
+        if let Ok(Step::Forward(pending)) = &decision.outcome {
+            if let Some(worker) = &pending.worker {
+                let reparsed = WorkerName::parse(worker.as_str(), &config.reserved_names);
+                prop_assert_eq!(reparsed.as_ref(), Ok(worker));
+                prop_assert!(!BUILT_IN_RESERVED.contains(&worker.as_str()) || worker.as_str() == "docs");
+                prop_assert!(worker.as_str() != "billing");
+                // It is forwarded only if it is local; other names go to the remote resolver,
+                // which has none here, so they are 404 without any outbound call.
+                let local = namespace::is_local(worker, pending.kind, &config);
+                prop_assert!(local || !["echo", "hello", "my-app"].contains(&worker.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_forwarded_request_carries_only_the_dispatchers_provenance(
+        headers in headers_like(),
+        client_ip in proptest::option::of("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}"),
+        shared_origin in any::<bool>(),
+    ) {
+        let provenance = upstream::Provenance {
+            host: "echo.libra.sh",
+            proto: "https",
+            client_ip: client_ip.as_deref(),
+            request_id: "rid-1",
+        };
+        let out = upstream::headers(&headers, &provenance, shared_origin);
+        let ours = ["x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "x-request-id"];
+        for (name, value) in &out {
+            if ours.contains(&name.as_str()) {
+                continue;
+            }
+            prop_assert!(!is_spoofable(name), "{name} reached the worker");
+            prop_assert!(!(shared_origin && name.eq_ignore_ascii_case("cookie")));
+        }
+        let set = |name: &str| out.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        prop_assert_eq!(set("x-forwarded-host"), vec![b"echo.libra.sh".to_vec()]);
+        prop_assert_eq!(set("x-forwarded-proto"), vec![b"https".to_vec()]);
+        prop_assert_eq!(set("x-request-id"), vec![b"rid-1".to_vec()]);
+        let forwarded_for: Vec<Vec<u8>> = client_ip.iter().map(|ip| ip.as_bytes().to_vec()).collect();
+        prop_assert_eq!(set("x-forwarded-for"), forwarded_for);
+    }
+
+    #[test]
+    fn a_shared_origin_response_carries_only_allowed_headers_and_the_sandbox(
+        headers in prop::collection::vec(
+            (prop_oneof![
+                "[a-zA-Z-]{1,30}",
+                Just("Strict-Transport-Security".to_string()),
+                Just("NEL".to_string()),
+                Just("Set-Cookie".to_string()),
+                Just("Clear-Site-Data".to_string()),
+                Just("Content-Type".to_string()),
+                Just("X-Request-Id".to_string()),
+                Just("Connection".to_string()),
+            ], prop::collection::vec(any::<u8>(), 0..30)),
+            0..16,
+        ),
+        head_request in any::<bool>(),
+    ) {
+        let out = downstream::headers(headers, "rid", Exposure::SharedOrigin, head_request);
+        let (csp_name, csp) = out.last().unwrap();
+        prop_assert_eq!(csp_name.as_str(), "content-security-policy");
+        prop_assert_eq!(csp.as_slice(), SHARED_ORIGIN_CSP.as_bytes());
+        for (name, _) in &out[..out.len() - 1] {
+            let lower = name.to_ascii_lowercase();
+            let allowed = SHARED_ORIGIN_ALLOWED.contains(&lower.as_str())
+                || lower == "x-request-id"
+                || (lower.starts_with("x-") && lower != "x-dns-prefetch-control" && lower != "x-permitted-cross-domain-policies");
+            prop_assert!(allowed, "{name} on the shared origin");
+        }
+        prop_assert_eq!(out.iter().filter(|(n, _)| n.eq_ignore_ascii_case("x-request-id")).count(), 1);
+    }
+
+    #[test]
+    fn a_tenant_subdomains_cookies_never_name_another_host(
+        cookie in "[ -~]{0,80}",
+    ) {
+        let out = downstream::host_only_cookie(cookie.as_bytes(), "shop.libra.sh");
+        let text = String::from_utf8(out).unwrap();
+        for attribute in text.split(';').skip(1) {
+            if let Some((key, value)) = attribute.split_once('=') {
+                if key.trim().eq_ignore_ascii_case("domain") {
+                    let domain = value.trim().trim_start_matches('.');
+                    prop_assert!(domain.eq_ignore_ascii_case("shop.libra.sh"), "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_log_line_is_json_with_the_same_fields(
+        strings in prop::collection::vec(".{0,40}", 6),
+        status in 100u16..600,
+        duration_ns in any::<u64>(),
+        has_host in any::<bool>(),
+    ) {
+        let line = AccessLog {
+            time: &strings[0],
+            level: "info",
+            request_id: &strings[1],
+            method: &strings[2],
+            host: has_host.then_some(strings[3].as_str()),
+            path: &strings[4],
+            route: Some("path"),
+            worker: Some(&strings[5]),
+            location: None,
+            status,
+            duration_ns,
+            error: None,
+        }
+        .to_line();
+        prop_assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        prop_assert_eq!(keys, vec!["durationMs", "host", "level", "location", "method", "path", "requestId", "route", "status", "time", "worker"]);
+        prop_assert_eq!(&value["path"], &serde_json::Value::String(strings[4].clone()));
+        prop_assert_eq!(value["status"].as_u64(), Some(u64::from(status)));
+    }
+
+    #[test]
+    fn every_problem_document_is_json_with_the_same_fields(
+        kind in 0usize..64,
+        request_id in "[A-Za-z0-9._:-]{1,128}",
+    ) {
+        let kinds = DispatchError::every_kind();
+        let error = &kinds[kind % kinds.len()];
+        let value: serde_json::Value = serde_json::from_str(&error.problem_json(&request_id)).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        prop_assert_eq!(keys, vec!["code", "detail", "requestId", "status", "title", "type"]);
+        prop_assert_eq!(value["status"].as_u64(), Some(u64::from(error.status())));
+        prop_assert_eq!(value["requestId"].as_str(), Some(request_id.as_str()));
+    }
+}
