@@ -170,7 +170,7 @@ proptest! {
         };
         let out = upstream::headers(&headers, &provenance, shared_origin);
         let ours = ["x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "x-request-id"];
-        for (name, value) in &out {
+        for (name, _) in &out {
             if ours.contains(&name.as_str()) {
                 continue;
             }
