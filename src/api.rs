@@ -56,6 +56,51 @@ pub struct Routing {
     pub query: String,
 }
 
+/// `GET /` for clients that are not browsers: where the API's parts are.
+#[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub struct Index {
+    pub service: &'static str,
+    pub version: &'static str,
+    /// Relative links: the API's description, its reference, liveness and the namespace.
+    pub links: IndexLinks,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
+pub struct IndexLinks {
+    pub openapi: &'static str,
+    pub docs: &'static str,
+    pub health: &'static str,
+    pub dispatch: &'static str,
+}
+
+pub fn index() -> Index {
+    Index {
+        service: SERVICE,
+        version: VERSION,
+        links: IndexLinks {
+            openapi: "/openapi.json",
+            docs: "/docs",
+            health: "/health",
+            dispatch: "/dispatch",
+        },
+    }
+}
+
+/// Whether a client asking for `/` is a browser (it accepts HTML), which is then sent to the
+/// API reference instead of a JSON index.
+pub fn wants_html(headers: &crate::pipeline::Headers) -> bool {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("accept"))
+        .any(|(_, value)| {
+            value
+                .split(|b| *b == b',')
+                .any(|item| item.trim_ascii().to_ascii_lowercase().starts_with(b"text/html"))
+        })
+}
+
 /// The worker name used in examples (the OpenAPI document's too).
 pub const EXAMPLE_WORKER: &str = "my-app";
 
@@ -93,6 +138,16 @@ pub fn namespace_info<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn browsers_are_told_apart_by_their_accept_header() {
+        let accept = |value: &str| vec![("Accept".to_string(), value.as_bytes().to_vec())];
+        assert!(wants_html(&accept("text/html,application/xhtml+xml,*/*;q=0.8")));
+        assert!(wants_html(&accept("application/json, TEXT/HTML;q=0.5")));
+        assert!(!wants_html(&accept("*/*")));
+        assert!(!wants_html(&accept("application/json")));
+        assert!(!wants_html(&Vec::new()));
+    }
 
     #[test]
     fn a_shared_database_check_round_trips_and_expires() {
@@ -148,7 +203,8 @@ pub struct Checks {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(utoipa::ToSchema))]
 pub struct DatabaseCheck {
-    /// `ok` or `error`.
+    /// `ok`; `no_table` for the embedded SQLite database before Libra's `project` table exists
+    /// (no custom domains yet, which is healthy); or `error`.
     pub status: &'static str,
     /// `postgres`, `sqlite`, `none`, or `unknown` when its settings cannot be read.
     pub backend: &'static str,
@@ -169,7 +225,8 @@ impl DatabaseCheck {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut parts = text.split(' ');
         let expires_at: u64 = parts.next()?.parse().ok()?;
-        let status = ["ok", "error"].into_iter().find(|s| Some(*s) == parts.next())?;
+        let status = parts.next()?;
+        let status = ["ok", "no_table", "error"].into_iter().find(|s| *s == status)?;
         let backend = parts.next()?;
         let backend = ["postgres", "sqlite", "none", "unknown"]
             .into_iter()
@@ -210,7 +267,7 @@ pub fn remote_members(remote: &Result<Option<crate::config::Remote>, crate::conf
 
 impl HealthDetailed<'_> {
     pub fn healthy(&self) -> bool {
-        self.checks.database.status == "ok" && self.checks.namespace.status == "ok"
+        self.status == "ok"
     }
 }
 
@@ -231,7 +288,7 @@ pub fn health_detailed<'a>(
         workers,
         remote,
     };
-    let healthy = database.status == "ok" && status == "ok";
+    let healthy = database.status != "error" && status == "ok";
     HealthDetailed {
         status: if healthy { "ok" } else { "degraded" },
         timestamp,

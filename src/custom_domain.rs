@@ -24,6 +24,9 @@ pub const SQLITE_LOOKUP: &str = "SELECT (SELECT production_deploy_url FROM proje
 /// A round trip that always returns one row, for `/health/detailed`.
 pub const PING: &str = "SELECT 1";
 
+/// The embedded SQLite database's round trip: also says whether Libra's table exists (1 or 0).
+pub const SQLITE_HAS_TABLE: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'project'";
+
 /// Why a stored `production_deploy_url` was not followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeployUrlProblem {

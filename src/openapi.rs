@@ -46,8 +46,9 @@ pub fn document() -> Value {
         },
         "servers": [{ "url": "/" }],
         "tags": [
-            { "name": "health", "description": "Liveness and dependency checks." },
             { "name": "dispatch", "description": "Path and query dispatch to a worker of the namespace." },
+            { "name": "about", "description": "Where to start." },
+            { "name": "health", "description": "Liveness and dependency checks." },
             { "name": "docs", "description": "This description and its interactive reference." }
         ],
         "paths": paths,
@@ -90,6 +91,8 @@ fn schemas() -> Value {
         );
     };
     add("Health", <api::Health<'static> as PartialSchema>::schema());
+    add("Index", <api::Index as PartialSchema>::schema());
+    add("IndexLinks", <api::IndexLinks as PartialSchema>::schema());
     add(
         "HealthDetailed",
         <api::HealthDetailed<'static> as PartialSchema>::schema(),
@@ -178,10 +181,12 @@ fn read_only(tag: &str, summary: &str, id: &str, responses: serde_json::Map<Stri
     let mut responses = responses;
     common_errors(&mut responses);
     responses.insert("405".into(), problem("`method_not_allowed`: only GET and HEAD."));
-    json!({
-        "get": operation(tag, summary, format!("get{id}"), responses.clone()),
-        "head": operation(tag, summary, format!("head{id}"), responses),
-    })
+    let mut get = operation(tag, summary, format!("get{id}"), responses.clone());
+    get["description"] = json!("`HEAD` answers the same, without the body.");
+    // In the document for tools; the reference shows the `GET` only.
+    let mut head = operation(tag, summary, format!("head{id}"), responses);
+    head["x-scalar-ignore"] = json!(true);
+    json!({ "get": get, "head": head })
 }
 
 fn endpoint_operations(endpoint: Endpoint) -> Value {
@@ -190,6 +195,31 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
     match endpoint {
         // `OPTIONS *` has no path to describe it in OpenAPI; the README documents it.
         Endpoint::ServerOptions => unreachable!("not in the route table"),
+        Endpoint::Index => {
+            responses.insert(
+                "200".into(),
+                with_request_id(
+                    "For clients that do not accept HTML: where the API's parts are.",
+                    json_body("Index"),
+                ),
+            );
+            responses.insert(
+                "302".into(),
+                json!({
+                    "description": "For browsers (`Accept` includes `text/html`): to the API reference.",
+                    "headers": {
+                        "Location": { "schema": { "type": "string", "const": "/docs" } },
+                        "X-Request-Id": { "$ref": "#/components/headers/RequestId" }
+                    }
+                }),
+            );
+            read_only(
+                "about",
+                "Where to start: the reference for a browser, links for the rest",
+                "Index",
+                responses,
+            )
+        }
         Endpoint::Health => {
             responses.insert(
                 "200".into(),
@@ -291,16 +321,36 @@ fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
     for (status, text) in [
         (
             "400",
-            "`missing_worker_name`, `invalid_worker_name`, `reserved_worker_name`, `invalid_host` or \
-             `invalid_content_length`.",
+            "`missing_worker_name`, `invalid_worker_name`, `reserved_worker_name`, `invalid_host`, \
+             `invalid_path` (a dot segment) or `invalid_content_length`.",
         ),
         ("404", "`worker_not_found`: no such worker in the namespace."),
+        (
+            "408",
+            "`request_timeout`: the request body paused for longer than `idle_timeout_ms`.",
+        ),
         ("413", "`payload_too_large`: the body is over `max_body_bytes`."),
         ("414", "`uri_too_long`."),
         ("431", "`headers_too_large`."),
         ("500", "`configuration_error`."),
-        ("502", "`worker_failed`: the worker trapped or failed before answering."),
-        ("504", "`worker_timeout`: no answer within `upstream_timeout_ms`."),
+        (
+            "502",
+            "`worker_failed`: the worker trapped or failed before answering; `worker_unreachable`: a \
+             remote worker's host could not be reached.",
+        ),
+        (
+            "503",
+            "`database_unavailable` (a remote worker's membership could not be looked up) or \
+             `configuration_unavailable` (a variable's provider failed).",
+        ),
+        (
+            "504",
+            "`worker_timeout`: no answer within `upstream_timeout_ms` of the body's end.",
+        ),
+        (
+            "508",
+            "`loop_detected`: the request already passed through the dispatcher.",
+        ),
     ] {
         responses.insert(status.into(), problem_or_worker(text));
     }
@@ -356,17 +406,11 @@ fn path_dispatch(alias: bool, with_rest: bool) -> Value {
         );
         let mut op = operation("dispatch", summary, id, dispatch_responses(false));
         op["description"] = json!(format!(
-            "Any method but CONNECT and TRACE. The response carries `Content-Security-Policy: sandbox` \
-             and loses `Set-Cookie`: every tenant shares this origin through `{prefix}`.{}",
-            if alias {
-                " Kept for the original's clients; prefer /dispatch."
-            } else {
-                ""
-            }
+            "{ANY_METHOD} The worker's response passes through an allow-list of headers and gets \
+             `Content-Security-Policy: sandbox`: every tenant shares this origin through `{prefix}`. \
+             {ALIASES}"
         ));
-        if alias {
-            op["deprecated"] = json!(true);
-        }
+        hide_repeats(&mut op, alias, method);
         op["parameters"]
             .as_array_mut()
             .expect("parameters")
@@ -374,6 +418,25 @@ fn path_dispatch(alias: bool, with_rest: bool) -> Value {
         item.insert(method.to_string(), op);
     }
     Value::Object(item)
+}
+
+/// Said once, on the operation the reference shows for each dispatch path.
+const ANY_METHOD: &str = "This one operation stands for every method: `POST`, `PUT`, `PATCH`, \
+    `DELETE`, `OPTIONS`, `HEAD` and extension methods are forwarded the same way (the document \
+    lists each, for tools); `CONNECT` and `TRACE` are `405`.";
+const ALIASES: &str = "The same paths under `/api/dispatch` are kept for the original \
+    dispatcher's clients (deprecated; hidden in this reference).";
+
+/// The reference shows each dispatch path once: the `GET` operation of `/dispatch...`. The other
+/// methods and the deprecated `/api/dispatch` aliases stay in the document for tools, with
+/// `x-scalar-ignore` so the reference does not repeat them.
+fn hide_repeats(operation: &mut Value, alias: bool, method: &str) {
+    if alias {
+        operation["deprecated"] = json!(true);
+    }
+    if alias || method != "get" {
+        operation["x-scalar-ignore"] = json!(true);
+    }
 }
 
 fn query_dispatch(alias: bool) -> Value {
@@ -397,9 +460,11 @@ fn query_dispatch(alias: bool) -> Value {
         if read {
             op["security"] = json!([{}, { "adminToken": [] }]);
         }
-        if alias {
-            op["deprecated"] = json!(true);
-        }
+        op["description"] = json!(format!(
+            "With `worker`: query dispatch. {ANY_METHOD} Without it, `GET` and `HEAD` describe the \
+             namespace (admin only when `admin_token` is set). {ALIASES}"
+        ));
+        hide_repeats(&mut op, alias, method);
         item.insert(method.to_string(), op);
     }
     Value::Object(item)
@@ -473,7 +538,8 @@ mod tests {
             "/docs/other.js",
             "/openapi.yaml",
             "/favicon.png",
-            "/",
+            "//",
+            "/index.html",
             "/api",
         ] {
             let resolution = resolve(&HostClass::Dispatcher, "GET", path, &config());

@@ -43,7 +43,7 @@ impl Database {
         database::backend(self)
     }
 
-    pub fn ping(&self) -> Result<(), database::Unavailable> {
+    pub fn ping(&self) -> Result<database::Schema, database::Unavailable> {
         database::ping(self)
     }
 }
@@ -51,13 +51,20 @@ impl Database {
 /// One real round trip to the database, for `/health/detailed`.
 pub fn check_database(ctx: Context, lookups: &LookupConfig) -> crate::api::DatabaseCheck {
     let started = wasi::clocks::monotonic_clock::now();
-    let (backend, reachable) = match database(ctx, lookups) {
-        Ok(database) => (database.backend(), database.ping().is_ok()),
-        Err(_) => ("unknown", false),
+    let (backend, status) = match database(ctx, lookups) {
+        Ok(database) => (
+            database.backend(),
+            match database.ping() {
+                Ok(database::Schema::Present) => "ok",
+                Ok(database::Schema::NoTable) => "no_table",
+                Err(_) => "error",
+            },
+        ),
+        Err(_) => ("unknown", "error"),
     };
     let latency_ms = (wasi::clocks::monotonic_clock::now().saturating_sub(started) as f64 / 1e4).round() / 100.0;
     crate::api::DatabaseCheck {
-        status: if reachable { "ok" } else { "error" },
+        status,
         backend,
         latency_ms,
     }
@@ -186,6 +193,15 @@ pub mod database {
     #[derive(Debug)]
     pub struct Unavailable;
 
+    /// Whether the database has Libra's `project` table.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Schema {
+        Present,
+        /// The embedded SQLite database before anyone created the table: no custom domains and
+        /// no remote members yet, which is how a fresh `spin up` starts.
+        NoTable,
+    }
+
     pub fn backend(database: &DatabaseConfig) -> &'static str {
         if !database.postgres_url.is_empty() {
             "postgres"
@@ -215,11 +231,11 @@ pub mod database {
     }
 
     /// One real round trip, for `/health/detailed`.
-    pub fn ping(database: &DatabaseConfig) -> Result<(), Unavailable> {
+    pub fn ping(database: &DatabaseConfig) -> Result<Schema, Unavailable> {
         match backend(database) {
-            "postgres" => postgres::ping(database),
+            "postgres" => postgres::ping(database).map(|()| Schema::Present),
             "sqlite" => sqlite::ping(),
-            _ => Ok(()),
+            _ => Ok(Schema::Present),
         }
     }
 
@@ -277,39 +293,51 @@ pub mod database {
     mod sqlite {
         use spin_sdk::sqlite3::{Connection, Value};
 
-        use super::Unavailable;
+        use super::{Schema, Unavailable};
         use crate::{custom_domain, membership};
 
-        /// The one value of a query that returns one row.
-        fn scalar(sql: &str, parameters: &[Value]) -> Result<Value, Unavailable> {
+        /// The one value of a query that returns one row; `Ok(None)` when Libra's `project`
+        /// table does not exist (yet): the embedded database of a fresh `spin up` has none, and
+        /// that means "no custom domains", not a failure. The dispatcher never creates it: it
+        /// only reads the database.
+        fn scalar(sql: &str, parameters: &[Value]) -> Result<Option<Value>, Unavailable> {
             let connection = Connection::open_default().map_err(|error| report(&error))?;
-            let result = connection.execute(sql, parameters).map_err(|error| report(&error))?;
+            let result = match connection.execute(sql, parameters) {
+                Ok(result) => result,
+                Err(error) if format!("{error:?}").contains("no such table: project") => return Ok(None),
+                Err(error) => return Err(report(&error)),
+            };
             result
                 .rows
                 .into_iter()
                 .next()
                 .and_then(|row| row.values.into_iter().next())
+                .map(Some)
                 .ok_or(Unavailable)
         }
 
         pub fn custom_domain(host: &str) -> Result<Option<String>, Unavailable> {
             match scalar(custom_domain::SQLITE_LOOKUP, &[Value::Text(host.to_string())])? {
-                Value::Text(url) => Ok(Some(url)),
-                Value::Null => Ok(None),
+                Some(Value::Text(url)) => Ok(Some(url)),
+                Some(Value::Null) | None => Ok(None),
                 _ => Err(Unavailable),
             }
         }
 
         pub fn is_deployed(urls: &[String; 2]) -> Result<bool, Unavailable> {
             match scalar(membership::SQLITE_IS_DEPLOYED, &urls.clone().map(Value::Text))? {
-                Value::Integer(_) => Ok(true),
-                Value::Null => Ok(false),
+                Some(Value::Integer(_)) => Ok(true),
+                Some(Value::Null) | None => Ok(false),
                 _ => Err(Unavailable),
             }
         }
 
-        pub fn ping() -> Result<(), Unavailable> {
-            scalar(custom_domain::PING, &[]).map(|_| ())
+        pub fn ping() -> Result<Schema, Unavailable> {
+            match scalar(custom_domain::SQLITE_HAS_TABLE, &[])? {
+                Some(Value::Integer(0)) => Ok(Schema::NoTable),
+                Some(Value::Integer(_)) => Ok(Schema::Present),
+                _ => Err(Unavailable),
+            }
         }
 
         fn report(error: &impl std::fmt::Debug) -> Unavailable {
@@ -320,7 +348,7 @@ pub mod database {
 
     #[cfg(not(feature = "sqlite"))]
     mod sqlite {
-        use super::Unavailable;
+        use super::{Schema, Unavailable};
 
         pub fn custom_domain(_host: &str) -> Result<Option<String>, Unavailable> {
             Ok(None)
@@ -330,8 +358,8 @@ pub mod database {
             Ok(false)
         }
 
-        pub fn ping() -> Result<(), Unavailable> {
-            Ok(())
+        pub fn ping() -> Result<Schema, Unavailable> {
+            Ok(Schema::Present)
         }
     }
 }

@@ -225,65 +225,87 @@ fn respond_endpoint(
     ctx: Context,
     authenticated: bool,
 ) -> Result<u16, Failure> {
-    let (head, request_id, config) = (ctx.head, ctx.request_id, ctx.config);
-    let timestamp = io::now_rfc3339();
-    // Informational only: shown as "unknown" when it cannot be read, never as its default.
-    let environment = || settings::single(request_id, "environment").unwrap_or_else(|_| "unknown".into());
-    // Only the endpoints that describe the namespace validate all of it (routing never needs to).
-    if endpoint == Endpoint::ServerOptions {
-        let allow = (
-            "allow".to_string(),
-            crate::pipeline::admit::FORWARDED_METHODS.as_bytes().to_vec(),
-        );
-        let headers = vec![allow, ("x-request-id".to_string(), request_id.as_bytes().to_vec())];
-        return Ok(io::send(response_out, 204, headers, b"", &head.method));
-    }
-    let (workers, lookup_config) = match endpoint {
-        Endpoint::Health | Endpoint::ServerOptions => (Vec::new(), None),
-        Endpoint::HealthDetailed | Endpoint::NamespaceInfo => {
-            let workers = match config.workers() {
-                Ok(workers) => workers,
-                Err(problem) => return Err((response_out, settings::invalid(request_id, &problem))),
-            };
-            match settings::lookups(request_id, config) {
-                Ok(lookup_config) => (workers, Some(lookup_config)),
-                Err(error) => return Err((response_out, error)),
+    let (head, request_id) = (ctx.head, ctx.request_id);
+    match endpoint {
+        Endpoint::Index => {
+            if api::wants_html(&head.headers) {
+                let headers = vec![
+                    ("location".to_string(), b"/docs".to_vec()),
+                    ("cache-control".to_string(), b"no-store".to_vec()),
+                    ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
+                ];
+                return Ok(io::send(response_out, 302, headers, b"", &head.method));
             }
+            let body = serde_json::to_vec(&api::index()).expect("endpoint bodies always serialise");
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
         }
-    };
-    let lookup_config = lookup_config.as_ref();
-    let body = match endpoint {
-        Endpoint::Health | Endpoint::ServerOptions => serde_json::to_vec(&api::health(&timestamp, &environment())),
+        Endpoint::ServerOptions => {
+            let headers = vec![
+                (
+                    "allow".to_string(),
+                    crate::pipeline::admit::FORWARDED_METHODS.as_bytes().to_vec(),
+                ),
+                ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
+            ];
+            Ok(io::send(response_out, 204, headers, b"", &head.method))
+        }
+        Endpoint::Health => {
+            let (timestamp, environment) = (io::now_rfc3339(), environment(ctx));
+            let body =
+                serde_json::to_vec(&api::health(&timestamp, &environment)).expect("endpoint bodies always serialise");
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
+        }
         Endpoint::HealthDetailed => {
-            let lookup_config = lookup_config.expect("read above");
+            let (workers, lookup_config) = match described_namespace(ctx) {
+                Ok(described) => described,
+                Err(error) => return Err((response_out, error)),
+            };
             // Anyone may ask when no admin token is set: then the round trip is shared, for a few
             // seconds, so this endpoint is no free database ping.
             let database = if authenticated {
-                lookups::check_database(ctx, lookup_config)
+                lookups::check_database(ctx, &lookup_config)
             } else {
-                lookups::check_database_cached(ctx, lookup_config)
+                lookups::check_database_cached(ctx, &lookup_config)
             };
+            let (timestamp, environment) = (io::now_rfc3339(), environment(ctx));
             let remote = api::remote_members(&lookup_config.remote);
-            let environment = environment();
             let report = api::health_detailed(&timestamp, &environment, database, workers.len(), remote);
             let status = if report.healthy() { 200 } else { 503 };
             let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
-            return Ok(io::send_json(response_out, status, &body, request_id, &head.method));
+            Ok(io::send_json(response_out, status, &body, request_id, &head.method))
         }
         Endpoint::NamespaceInfo => {
-            let scheme = pipeline::upstream::proto(&head.headers);
-            let port = request_port(head);
-            serde_json::to_vec(&api::namespace_info(
-                config,
+            let (workers, lookup_config) = match described_namespace(ctx) {
+                Ok(described) => described,
+                Err(error) => return Err((response_out, error)),
+            };
+            let timestamp = io::now_rfc3339();
+            let info = api::namespace_info(
+                ctx.config,
                 &workers,
-                &lookup_config.expect("read above").namespace,
-                scheme,
-                port,
+                &lookup_config.namespace,
+                pipeline::upstream::proto(&head.headers),
+                request_port(head),
                 &timestamp,
                 request_id,
-            ))
+            );
+            let body = serde_json::to_vec(&info).expect("endpoint bodies always serialise");
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
         }
     }
-    .expect("endpoint bodies always serialise");
-    Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
+}
+
+/// The local workers, validated (routing never needs the whole list; the endpoints that
+/// describe the namespace report a bad entry), and the lookup settings.
+fn described_namespace(ctx: Context) -> Result<(Vec<WorkerName>, LookupConfig), DispatchError> {
+    let workers = ctx
+        .config
+        .workers()
+        .map_err(|problem| settings::invalid(ctx.request_id, &problem))?;
+    Ok((workers, settings::lookups(ctx.request_id, ctx.config)?))
+}
+
+/// Informational only: "unknown" when it cannot be read, never its default.
+fn environment(ctx: Context) -> String {
+    settings::single(ctx.request_id, "environment").unwrap_or_else(|_| "unknown".into())
 }

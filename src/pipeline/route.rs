@@ -45,6 +45,8 @@ pub enum Endpoint {
     HealthDetailed,
     /// Admin only when `admin_token` is set.
     NamespaceInfo,
+    /// `/`: a browser is sent to `/docs`, any other client gets the API's links.
+    Index,
     /// `OPTIONS *` (RFC 9110 9.3.7): a question about the server as a whole, which no tenant
     /// answers for, on any host: `204` with the methods the dispatcher forwards.
     ServerOptions,
@@ -88,7 +90,11 @@ pub const API_ROUTE_METHODS: &str = "GET, HEAD";
 
 /// The exact paths a dispatcher host serves. The router and the OpenAPI description are both
 /// built from this table, so neither can list a path the other does not know.
-pub const API_ROUTES: [ApiRoute; 6] = [
+pub const API_ROUTES: [ApiRoute; 7] = [
+    ApiRoute {
+        path: "/",
+        target: ApiTarget::Endpoint(Endpoint::Index),
+    },
     ApiRoute {
         path: "/health",
         target: ApiTarget::Endpoint(Endpoint::Health),
@@ -371,7 +377,9 @@ mod tests {
             Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))
         );
         assert_eq!(api("POST", "/dispatch"), Err(DispatchError::MissingWorkerName));
-        assert_eq!(api("GET", "/"), Err(DispatchError::NotFound));
+        assert_eq!(api("GET", "/"), Ok(Resolution::Endpoint(Endpoint::Index)));
+        assert_eq!(api("GET", "/?x=1"), Ok(Resolution::Endpoint(Endpoint::Index)));
+        assert_eq!(api("GET", "//"), Err(DispatchError::NotFound));
         assert_eq!(api("GET", "/dispatcher"), Err(DispatchError::NotFound));
     }
 

@@ -552,8 +552,11 @@ async fn the_admin_token_guards_detailed_health_and_namespace_info(host: HostKin
     );
 }
 
-on_both_hosts!(without_the_table_the_sqlite_default_reports_503_not_404);
-async fn without_the_table_the_sqlite_default_reports_503_not_404(host: HostKind) {
+on_both_hosts!(a_fresh_embedded_database_without_the_table_means_no_custom_domains);
+/// A plain `spin up` starts with an empty embedded database: no `project` table yet. That is "no
+/// custom domains" (404), and `/health/detailed` says so by name; the dispatcher never creates
+/// the table itself.
+async fn a_fresh_embedded_database_without_the_table_means_no_custom_domains(host: HostKind) {
     let app = start(
         host,
         AppSpec::default()
@@ -562,7 +565,23 @@ async fn without_the_table_the_sqlite_default_reports_503_not_404(host: HostKind
     )
     .await;
     let reply = get("shop.example.com", "/").send(&app).await;
-    assert_eq!((reply.status, reply.problem().as_str()), (503, "database_unavailable"));
+    assert_eq!(
+        (reply.status, reply.problem().as_str()),
+        (404, "custom_domain_not_found")
+    );
+    let health = get("localhost", "/health/detailed").send(&app).await;
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["checks"]["database"]["status"], "no_table");
+    assert_eq!(health.json()["checks"]["database"]["backend"], "sqlite");
+    // One documented statement later, custom domains work, with no restart.
+    app.sqlite_execute_batch(&std::fs::read_to_string(project_root().join("db/sqlite/schema.sql")).unwrap())
+        .unwrap();
+    app.sqlite_execute_batch(
+        "INSERT INTO project (id, custom_domain, custom_domain_status, production_deploy_url) \
+         VALUES ('p1', 'shop2.example.com', 'active', 'https://echo.localhost')",
+    )
+    .unwrap();
+    assert_eq!(get("shop2.example.com", "/").send(&app).await.status, 200);
 }
 
 on_both_hosts!(a_lookup_slower_than_db_timeout_ms_is_503);

@@ -274,3 +274,22 @@ async fn extra_reserved_names_come_from_a_variable(host: HostKind) {
         "reserved_worker_name"
     );
 }
+
+on_both_hosts!(the_dispatchers_root_sends_browsers_to_the_docs_and_others_to_links);
+async fn the_dispatchers_root_sends_browsers_to_the_docs_and_others_to_links(host: HostKind) {
+    let app = app(host).await;
+    let browser = get("localhost:3000", "/")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send(&app)
+        .await;
+    assert_eq!((browser.status, browser.header("location")), (302, Some("/docs")));
+    let tool = get("localhost:3000", "/").header("accept", "*/*").send(&app).await;
+    assert_eq!(tool.status, 200);
+    let links = tool.json();
+    for (name, link) in [("openapi", "/openapi.json"), ("docs", "/docs"), ("health", "/health")] {
+        assert_eq!(links["links"][name], link);
+        assert_eq!(get("localhost", link).send(&app).await.status, 200, "{link}");
+    }
+    // A tenant's root is the tenant's.
+    assert_eq!(get("echo.localhost", "/").send(&app).await.json()["path"], "/");
+}
