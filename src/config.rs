@@ -10,6 +10,11 @@
 //!   template), read after routing when the request needs it;
 //! - `postgres_url`, `admin_token`, `environment`: read where they are used.
 
+include!(concat!(env!("OUT_DIR"), "/manifest_workers.rs"));
+
+/// The `workers` value that means "no local workers" (an empty value means the manifest's).
+pub const NO_LOCAL_WORKERS: &str = "-";
+
 use crate::pipeline::host;
 use crate::pipeline::worker_name::WorkerName;
 use crate::remote::WorkerUrlTemplate;
@@ -172,7 +177,13 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reserved_names: Vec<String> = list(&get("reserved_names")).map(str::to_ascii_lowercase).collect();
-        let workers = get("workers");
+        // Empty: the private components of the manifest this was built with. An operator's list
+        // overrides it; `-` means none (an app with remote workers only).
+        let workers = match get("workers").trim() {
+            "" => MANIFEST_WORKERS.to_string(),
+            NO_LOCAL_WORKERS => String::new(),
+            listed => listed.to_string(),
+        };
         let max_body_bytes = get("max_body_bytes")
             .trim()
             .parse::<u64>()
@@ -337,6 +348,14 @@ mod tests {
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn the_namespace_is_the_manifests_unless_an_operator_says_otherwise() {
+        assert_eq!(config_of(&[]).workers, MANIFEST_WORKERS);
+        assert!(config_of(&[]).has_worker(&WorkerName::parse("hello", &[]).unwrap()));
+        assert_eq!(config_of(&[("workers", " a,b ")]).workers, "a,b");
+        assert_eq!(config_of(&[("workers", "-")]).workers().unwrap(), Vec::new());
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct SpinOptions {
     pub public_routes: Vec<(String, String)>,
     /// A command that runs Spin, such as `taskset -c 0` (it must exec Spin in its own process).
     pub wrapper: Vec<String>,
+    /// Run `manifest` as it is, from its own directory (its relative sources and build commands
+    /// included), instead of a generated test manifest; `extra_workers` and `public_routes` are
+    /// then not applied.
+    pub as_is: bool,
     /// Name resolution for Spin's outbound requests: when not empty, Spin runs in a mount
     /// namespace of its own where `/etc/hosts` holds exactly these names (and `localhost`) and
     /// `/etc/resolv.conf` points at a loopback port nothing answers, so every other name fails
@@ -76,6 +80,7 @@ impl Default for SpinOptions {
             public_routes: Vec::new(),
             wrapper: Vec::new(),
             hosts: Vec::new(),
+            as_is: false,
             listen: "127.0.0.1:0".parse().expect("valid address"),
         }
     }
@@ -107,8 +112,13 @@ pub fn spin_binary() -> Result<PathBuf> {
 impl SpinApp {
     pub fn start(options: &SpinOptions) -> Result<SpinApp> {
         let dir = tempfile::Builder::new().prefix("libra-spin-").tempdir()?;
-        let manifest = dir.path().join("spin.toml");
-        std::fs::write(&manifest, test_manifest(options)?)?;
+        let manifest = if options.as_is {
+            options.manifest.clone()
+        } else {
+            let manifest = dir.path().join("spin.toml");
+            std::fs::write(&manifest, test_manifest(options)?)?;
+            manifest
+        };
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state)?;
 
@@ -163,8 +173,13 @@ impl SpinApp {
             }
         }
         command.envs(options.env.iter().map(|(k, v)| (k, v)));
+        let working_dir = if options.as_is {
+            manifest.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            dir.path().to_path_buf()
+        };
         command
-            .current_dir(dir.path())
+            .current_dir(working_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("spin-stderr.txt"))?);
@@ -317,11 +332,17 @@ pub fn test_manifest(options: &SpinOptions) -> Result<String> {
 /// address it serves; what Spin prints after it is drained in the background.
 fn read_base_url(stdout: std::process::ChildStdout) -> Result<SocketAddr> {
     let mut reader = BufReader::new(stdout);
-    let mut text = String::new();
+    // Everything printed so far, and the (possibly multi-line) JSON announcement, which
+    // `--build`'s progress lines come before.
+    let (mut printed, mut text) = (String::new(), String::new());
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            bail!("spin exited before announcing its address; it printed: {text}");
+            bail!("spin exited before announcing its address; it printed: {printed}");
+        }
+        printed.push_str(&line);
+        if text.is_empty() && !line.trim_start().starts_with('{') {
+            continue;
         }
         text.push_str(&line);
         if let Ok(announcement) = serde_json::from_str::<serde_json::Value>(&text) {

@@ -19,8 +19,12 @@ struct Layout {
 
 fn layouts(package: &str) -> Vec<Layout> {
     let bytes = std::fs::read(wasm_path(package)).expect("build the components first (scripts/test)");
+    layouts_of(&bytes)
+}
+
+fn layouts_of(bytes: &[u8]) -> Vec<Layout> {
     let mut modules: Vec<Layout> = Vec::new();
-    for payload in Parser::new(0).parse_all(&bytes) {
+    for payload in Parser::new(0).parse_all(bytes) {
         match payload.expect("a valid component") {
             Payload::Version {
                 encoding: Encoding::Module,
@@ -54,6 +58,17 @@ fn layouts(package: &str) -> Vec<Layout> {
         }
     }
     modules
+}
+
+/// The initial stack pointer of the program module in a component's bytes (its stack size, as
+/// Rust puts the stack first).
+pub fn stack_pointer_of(component: &[u8]) -> u64 {
+    let with_memory: Vec<Layout> = layouts_of(component)
+        .into_iter()
+        .filter(|m| m.pages.is_some())
+        .collect();
+    assert_eq!(with_memory.len(), 1, "one module defines a memory");
+    with_memory[0].stack_pointer.expect("a stack pointer") as u64
 }
 
 /// The one module that defines a memory: the program's own.

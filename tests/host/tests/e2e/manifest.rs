@@ -9,23 +9,18 @@ fn manifest() -> Manifest {
 }
 
 #[test]
-fn the_workers_variable_lists_exactly_the_private_components() {
+fn the_namespace_is_derived_from_the_manifests_private_components() {
     let manifest = manifest();
-    let declared = manifest.variables["workers"].default.clone().unwrap();
-    let mut listed: Vec<String> = declared
-        .split(',')
-        .map(|w| w.trim().to_string())
-        .filter(|w| !w.is_empty())
-        .collect();
-    listed.sort();
+    assert_eq!(manifest.variables["workers"].default.as_deref(), Some(""));
     let workers: Vec<String> = manifest
         .private_components()
         .into_iter()
         .filter(|id| id != DOCS_COMPONENT)
         .collect();
     assert_eq!(
-        listed, workers,
-        "spin.toml: `workers` must name every component with a private route but `docs`"
+        libra_dispatcher::config::MANIFEST_WORKERS,
+        workers.join(","),
+        "the build derives the namespace from spin.toml"
     );
     assert!(
         manifest.private_components().contains(&DOCS_COMPONENT.to_string()),
