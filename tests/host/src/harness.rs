@@ -499,3 +499,282 @@ pub async fn exchange_raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> 
         }
     }
 }
+
+/// One HTTP/1.x response as it came off the wire, from [`exchange_raw_responses`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// `HTTP/1.1 200 OK`, as sent.
+    pub status_line: String,
+    pub status: u16,
+    /// Names lowercased, values as sent (lossy UTF-8), in order.
+    pub headers: Vec<(String, String)>,
+    /// The content, de-chunked; as much of it as arrived.
+    pub body: Vec<u8>,
+    /// The body ended where its framing says it ends (`Content-Length`, the last chunk, or the
+    /// close of a body delimited by the close). `false`: the connection ended, or the bound
+    /// passed, before that.
+    pub complete: bool,
+    /// Interim (1xx) responses that came before this one, such as `100 Continue`.
+    pub interim: Vec<u16>,
+}
+
+impl RawResponse {
+    /// The values of header `name` (any case).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What came back over one raw connection.
+#[derive(Debug, Clone, Default)]
+pub struct RawExchange {
+    /// The final responses, in order; the last one may be incomplete.
+    pub responses: Vec<RawResponse>,
+    /// The server closed (or reset) the connection; `false`: the bound passed first, or
+    /// `stop_after` responses had arrived.
+    pub closed: bool,
+    /// Bytes after the last response that are not the start of a response head.
+    pub unparsed: Vec<u8>,
+    /// A read error (such as a reset), if the connection ended with one.
+    pub error: Option<String>,
+}
+
+/// How [`exchange_raw_responses`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRead {
+    /// The longest the whole exchange may take; reading stops there.
+    pub bound: Duration,
+    /// Stop as soon as this many complete final responses have arrived (else read until the
+    /// server closes).
+    pub stop_after: Option<usize>,
+    /// The requests are `HEAD`: their responses have no content whatever their headers say.
+    pub head: bool,
+}
+
+impl Default for RawRead {
+    fn default() -> Self {
+        RawRead {
+            bound: Duration::from_secs(10),
+            stop_after: None,
+            head: false,
+        }
+    }
+}
+
+/// Sends raw bytes over a new connection (never half-closing it) and reads the responses,
+/// framed as RFC 9112 section 6 says: no content for 1xx, 204, 304 and `HEAD`; chunked; by
+/// `Content-Length`; else until the close. Reading ends when the server closes the connection,
+/// when `stop_after` complete responses have arrived, or when `bound` has passed, whichever
+/// comes first: requests that end in `Connection: close` (or are HTTP/1.0) never wait on time.
+pub async fn exchange_raw_responses(addr: SocketAddr, request: &[u8], read: RawRead) -> Result<RawExchange> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + read.bound;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut exchange = RawExchange::default();
+    // The server may answer (and close) before it has read everything, as for a refused
+    // head: a write error then is the server's answer, not the test's failure.
+    if let Err(error) = stream.write_all(request).await {
+        exchange.error = Some(format!("write: {error}"));
+    }
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut parser = RawParser::new(read.head);
+    loop {
+        parser.parse(&received, &mut exchange.responses);
+        if read
+            .stop_after
+            .is_some_and(|n| exchange.responses.iter().filter(|r| r.complete).count() >= n)
+        {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) => {
+                exchange.closed = true;
+                break;
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Ok(Err(error)) => {
+                exchange.closed = true;
+                exchange.error = Some(format!("read: {error}"));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    parser.finish(
+        &received,
+        exchange.closed,
+        &mut exchange.responses,
+        &mut exchange.unparsed,
+    );
+    Ok(exchange)
+}
+
+/// Incremental response parsing over the bytes received so far.
+struct RawParser {
+    head: bool,
+    /// Where the next response starts in the received bytes.
+    offset: usize,
+    interim: Vec<u16>,
+}
+
+enum Parsed {
+    /// A whole response (or interim response) that ended at this offset.
+    Done(RawResponse, usize),
+    /// More bytes are needed; what has arrived of the response so far, if its head is in.
+    Partial(Option<RawResponse>),
+    /// Not a response head.
+    Garbage,
+}
+
+impl RawParser {
+    fn new(head: bool) -> RawParser {
+        RawParser {
+            head,
+            offset: 0,
+            interim: Vec::new(),
+        }
+    }
+
+    fn parse(&mut self, received: &[u8], responses: &mut Vec<RawResponse>) {
+        while let Parsed::Done(response, end) = self.parse_one(&received[self.offset..], false) {
+            self.offset += end;
+            if (100..200).contains(&response.status) && response.status != 101 {
+                self.interim.push(response.status);
+            } else {
+                responses.push(RawResponse {
+                    interim: std::mem::take(&mut self.interim),
+                    ..response
+                });
+            }
+        }
+    }
+
+    fn finish(&mut self, received: &[u8], closed: bool, responses: &mut Vec<RawResponse>, unparsed: &mut Vec<u8>) {
+        self.parse(received, responses);
+        let rest = &received[self.offset..];
+        if rest.is_empty() {
+            return;
+        }
+        match self.parse_one(rest, closed) {
+            Parsed::Done(response, _) | Parsed::Partial(Some(response)) => responses.push(RawResponse {
+                interim: std::mem::take(&mut self.interim),
+                ..response
+            }),
+            Parsed::Partial(None) | Parsed::Garbage => unparsed.extend_from_slice(rest),
+        }
+    }
+
+    /// One response from the start of `bytes`. `closed`: no more bytes will come, so a body
+    /// delimited by the close is complete.
+    fn parse_one(&self, bytes: &[u8], closed: bool) -> Parsed {
+        if !bytes.starts_with(b"HTTP/") && !b"HTTP/".starts_with(&bytes[..bytes.len().min(5)]) {
+            return Parsed::Garbage;
+        }
+        let Some(head_end) = find(bytes, b"\r\n\r\n").map(|i| i + 4) else {
+            return Parsed::Partial(None);
+        };
+        let head = String::from_utf8_lossy(&bytes[..head_end - 4]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default().to_string();
+        let Some(status) = status_line.split(' ').nth(1).and_then(|code| code.parse::<u16>().ok()) else {
+            return Parsed::Garbage;
+        };
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut response = RawResponse {
+            status_line,
+            status,
+            headers,
+            body: Vec::new(),
+            complete: false,
+            interim: Vec::new(),
+        };
+        let content = &bytes[head_end..];
+        let no_content = self.head || (100..200).contains(&status) || status == 204 || status == 304;
+        let chunked = response.header_all("transfer-encoding").last().is_some_and(|te| {
+            te.rsplit(',')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        });
+        let length = response
+            .header_all("content-length")
+            .first()
+            .and_then(|l| l.parse::<usize>().ok());
+        if no_content {
+            response.complete = true;
+            return Parsed::Done(response, head_end);
+        }
+        if chunked {
+            let (body, end) = dechunk(content);
+            response.body = body;
+            return match end {
+                Some(end) => {
+                    response.complete = true;
+                    Parsed::Done(response, head_end + end)
+                }
+                None => Parsed::Partial(Some(response)),
+            };
+        }
+        if let Some(length) = length {
+            if content.len() >= length {
+                response.body = content[..length].to_vec();
+                response.complete = true;
+                return Parsed::Done(response, head_end + length);
+            }
+            response.body = content.to_vec();
+            return Parsed::Partial(Some(response));
+        }
+        response.body = content.to_vec();
+        if closed {
+            response.complete = true;
+            return Parsed::Done(response, bytes.len());
+        }
+        Parsed::Partial(Some(response))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The data of a chunked body, and where the body (trailers included) ends, if it has.
+fn dechunk(bytes: &[u8]) -> (Vec<u8>, Option<usize>) {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line_end) = find(&bytes[at..], b"\r\n") else {
+            return (body, None);
+        };
+        let line = String::from_utf8_lossy(&bytes[at..at + line_end]).into_owned();
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (body, None);
+        };
+        at += line_end + 2;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let Some(end) = find(&bytes[at..], b"\r\n") else {
+                    return (body, None);
+                };
+                at += end + 2;
+                if end == 0 {
+                    return (body, Some(at));
+                }
+            }
+        }
+        let available = bytes.len().saturating_sub(at).min(size);
+        body.extend_from_slice(&bytes[at..at + available]);
+        if available < size || bytes.len() < at + size + 2 {
+            return (body, None);
+        }
+        at += size + 2;
+    }
+}

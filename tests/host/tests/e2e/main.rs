@@ -4,6 +4,7 @@
 mod support;
 
 mod api_contract;
+mod corpus;
 mod custom_domains;
 mod docs;
 mod errors_and_logs;
@@ -12,5 +13,6 @@ mod forwarding;
 mod hardening;
 mod limits_and_failures;
 mod manifest;
+mod newcomer;
 mod remote;
 mod routing;
