@@ -1,11 +1,12 @@
 //! The soak: a real `spin up` of the shipped app serves a long mixed load, and nothing may leak.
 //!
 //! 64 clients on keep-alive connections send `SOAK_REQUESTS` (default 20,000) requests between
-//! them, a fixed mix of every kind of answer (worker pages by subdomain, path and query, the
-//! dispatcher's own endpoints, unknown workers and custom domains, bad hosts, bad paths, bodies
-//! over the cap) and, among them, uploads to `echo` that add up to `SOAK_UPLOAD_MIB` (default
-//! 100) MiB, each checked by its SHA-256. Before the measured run, the same run once warms every
-//! instance slot the concurrency touches.
+//! them, a fixed mix of every kind of answer: worker pages by subdomain, path and query; custom
+//! domains with the cache warm, cold (a domain never asked for before, so a database query) and
+//! unknown; the dispatcher's own endpoints; unknown workers, bad hosts, bad paths and a declared
+//! body over the cap; and uploads to `echo` of 4 KiB to 1 MiB, each checked by its SHA-256. Then
+//! one `SOAK_STREAM_MIB` (default 100) MiB body streams through `echo`. Before the measured run,
+//! the same run once warms every instance slot the concurrency touches.
 //!
 //! It fails (exit 1) when any answer is not the one its kind must get, when a request id repeats
 //! or is missing, or when the serving process's resident memory grew by more than
@@ -38,6 +39,8 @@ enum Kind {
     Health,
     Namespace,
     UnknownWorker,
+    CustomDomainWarm,
+    CustomDomainCold,
     UnknownCustomDomain,
     InvalidHost,
     InvalidPath,
@@ -45,55 +48,88 @@ enum Kind {
     Upload,
 }
 
-/// Out of every 20 requests (the uploads come on top, spread evenly).
-const MIX: [(Kind, usize); 10] = [
-    (Kind::Subdomain, 6),
+/// Out of every 24 requests.
+const MIX: [(Kind, usize); 14] = [
+    (Kind::Subdomain, 5),
     (Kind::PathDispatch, 3),
     (Kind::QueryDispatch, 2),
+    (Kind::CustomDomainWarm, 2),
+    (Kind::CustomDomainCold, 1),
+    (Kind::UnknownCustomDomain, 1),
     (Kind::Health, 2),
     (Kind::Namespace, 1),
     (Kind::UnknownWorker, 2),
-    (Kind::UnknownCustomDomain, 1),
     (Kind::InvalidHost, 1),
     (Kind::InvalidPath, 1),
     (Kind::OverCap, 1),
+    (Kind::Upload, 1),
+    (Kind::Upload, 1),
 ];
 
-/// The app's body cap for the soak: uploads stay under it, `OverCap` goes over.
-const MAX_BODY_BYTES: usize = 1 << 20;
+/// The app's body cap for the soak: above the streamed body; `OverCap` declares more.
+const MAX_BODY_BYTES: usize = 128 << 20;
+
+/// The sizes uploads cycle through.
+const UPLOAD_SIZES: [usize; 4] = [4 << 10, 64 << 10, 256 << 10, 1 << 20];
 
 struct Plan {
     kinds: Vec<Kind>,
+    /// Which run this is: cold custom domains are unique to it.
+    salt: usize,
+    /// The largest upload; the others are its prefixes.
     upload: Bytes,
-    upload_sha256: String,
+    /// SHA-256 of each of `UPLOAD_SIZES`' prefixes.
+    upload_sha256: Vec<String>,
 }
 
 impl Plan {
-    fn new(requests: usize, upload_mib: usize) -> Plan {
-        // 256 KiB uploads: 400 of them make 100 MiB.
-        let upload_size = 256 * 1024;
-        let uploads = upload_mib * 1024 * 1024 / upload_size;
+    fn new(requests: usize, salt: usize) -> Plan {
         let cycle: Vec<Kind> = MIX
             .iter()
             .flat_map(|(kind, n)| std::iter::repeat_n(*kind, *n))
             .collect();
-        let others = requests.saturating_sub(uploads);
-        let mut kinds: Vec<Kind> = (0..others).map(|i| cycle[i % cycle.len()]).collect();
-        // Spread the uploads evenly through the run.
-        let step = (kinds.len() / uploads.max(1)).max(1);
-        for i in 0..uploads {
-            kinds.insert((i * (step + 1)).min(kinds.len()), Kind::Upload);
-        }
-        // Deterministic, incompressible-looking content.
-        let upload: Vec<u8> = (0..upload_size as u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        let kinds: Vec<Kind> = (0..requests).map(|i| cycle[i % cycle.len()]).collect();
+        let upload = Bytes::from(pattern(UPLOAD_SIZES[3]));
+        let upload_sha256 = UPLOAD_SIZES
+            .iter()
+            .map(|&size| hex(&Sha256::digest(&upload[..size])))
             .collect();
-        let upload_sha256 = hex(&Sha256::digest(&upload));
         Plan {
             kinds,
-            upload: Bytes::from(upload),
+            salt,
+            upload,
             upload_sha256,
         }
+    }
+
+    /// The upload size of request `n`.
+    fn upload_size(n: usize) -> usize {
+        UPLOAD_SIZES[(n / MIX.len()) % UPLOAD_SIZES.len()]
+    }
+
+    fn cold_domain(&self, n: usize) -> String {
+        format!("cold-{}-{n}.example.net", self.salt)
+    }
+
+    /// SQL for the custom domains the plan's cold requests ask for, each routed to `echo`.
+    fn seed_sql(&self) -> String {
+        let mut sql = String::from(
+            "INSERT INTO project (id, production_deploy_url, custom_domain, custom_domain_status, \
+             custom_domain_verified_at, is_active) VALUES\n",
+        );
+        let rows: Vec<String> = (0..self.kinds.len())
+            .filter(|&n| self.kinds[n] == Kind::CustomDomainCold)
+            .map(|n| {
+                format!(
+                    "('soak-{}-{n}', 'http://echo.localhost', '{}', 'active', '2026-01-01T00:00:00Z', 1)",
+                    self.salt,
+                    self.cold_domain(n)
+                )
+            })
+            .collect();
+        sql.push_str(&rows.join(",\n"));
+        sql.push_str(";\n");
+        sql
     }
 
     fn request(&self, kind: Kind, n: usize) -> http::Request<Full<Bytes>> {
@@ -110,24 +146,24 @@ impl Plan {
             Kind::Health => get("localhost", "/health"),
             Kind::Namespace => get("localhost", "/dispatch"),
             Kind::UnknownWorker => get(&format!("nobody-{}.localhost", n % 50), "/"),
+            Kind::CustomDomainWarm => get("shop.example.com", &format!("/c/{n}")),
+            Kind::CustomDomainCold => get(&self.cold_domain(n), &format!("/c/{n}")),
             Kind::UnknownCustomDomain => get(&format!("shop-{}.example.com", n % 50), "/"),
             Kind::InvalidHost => get("bad_host!.localhost", "/"),
             Kind::InvalidPath => get("localhost", "/dispatch/echo/a/../../health"),
-            Kind::OverCap => http::Request::post("/dispatch/echo/big")
-                .header("host", "localhost")
-                .body(Full::new(Bytes::from(vec![b'x'; MAX_BODY_BYTES + 1])))
-                .expect("valid request"),
+            Kind::OverCap => unreachable!("sent raw, see over_cap"),
             Kind::Upload => http::Request::put(format!("/upload/{n}"))
                 .header("host", "echo.localhost")
-                .body(Full::new(self.upload.clone()))
+                .body(Full::new(self.upload.slice(..Plan::upload_size(n))))
                 .expect("valid request"),
         }
     }
 }
 
 /// What one answer must be.
-fn check(plan: &Plan, kind: Kind, status: u16, body: &[u8]) -> Result<()> {
+fn check(plan: &Plan, kind: Kind, n: usize, status: u16, body: &[u8]) -> Result<()> {
     let expected = match kind {
+        Kind::CustomDomainWarm | Kind::CustomDomainCold => 200,
         Kind::Subdomain | Kind::PathDispatch | Kind::QueryDispatch | Kind::Health | Kind::Namespace | Kind::Upload => {
             200
         }
@@ -144,8 +180,16 @@ fn check(plan: &Plan, kind: Kind, status: u16, body: &[u8]) -> Result<()> {
     if kind == Kind::Upload {
         let echo: serde_json::Value = serde_json::from_slice(body).context("echo's JSON")?;
         let (bytes, sha256) = (&echo["body"]["bytes"], &echo["body"]["sha256"]);
-        if bytes.as_u64() != Some(plan.upload.len() as u64) || sha256.as_str() != Some(plan.upload_sha256.as_str()) {
-            bail!("Upload: echo saw {bytes} bytes with SHA-256 {sha256}");
+        let size = Plan::upload_size(n);
+        let expected = &plan.upload_sha256[UPLOAD_SIZES.iter().position(|&s| s == size).expect("a listed size")];
+        if bytes.as_u64() != Some(size as u64) || sha256.as_str() != Some(expected.as_str()) {
+            bail!("Upload: echo saw {bytes} bytes with SHA-256 {sha256}, sent {size}");
+        }
+    }
+    if kind == Kind::CustomDomainCold {
+        let echo: serde_json::Value = serde_json::from_slice(body).context("echo's JSON")?;
+        if echo["path"] != format!("/c/{n}").as_str() {
+            bail!("CustomDomainCold: echo saw path {}", echo["path"]);
         }
     }
     Ok(())
@@ -174,6 +218,29 @@ async fn run(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -
                 let Some(&kind) = plan.kinds.get(n).filter(|_| n < range.end) else {
                     break;
                 };
+                if kind == Kind::OverCap {
+                    let started = Instant::now();
+                    match over_cap(addr).await {
+                        Ok((status, id)) => {
+                            outcome
+                                .latencies
+                                .entry(kind)
+                                .or_default()
+                                .push(started.elapsed().as_micros() as u64);
+                            match id {
+                                Some(id) => outcome.request_ids.push(id),
+                                None => outcome
+                                    .failures
+                                    .push(format!("request {n} ({kind:?}): no X-Request-Id")),
+                            }
+                            if let Err(error) = check(&plan, kind, n, status, b"") {
+                                outcome.failures.push(format!("request {n}: {error:#}"));
+                            }
+                        }
+                        Err(error) => outcome.failures.push(format!("request {n} ({kind:?}): {error:#}")),
+                    }
+                    continue;
+                }
                 if sender
                     .as_ref()
                     .is_none_or(|s: &hyper::client::conn::http1::SendRequest<Full<Bytes>>| s.is_closed())
@@ -206,18 +273,16 @@ async fn run(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -
                                 .failures
                                 .push(format!("request {n} ({kind:?}): no X-Request-Id")),
                         }
-                        if let Err(error) = check(&plan, kind, parts.status.as_u16(), &body) {
+                        if let Err(error) = check(&plan, kind, n, parts.status.as_u16(), &body) {
                             outcome.failures.push(format!("request {n}: {error:#}"));
                         }
                         outcome.latencies.entry(kind).or_default().push(elapsed);
-                        // A 413 leaves the body unread, so the server closes the connection after it
-                        // (as it may after any answer that says `Connection: close`); a request sent
-                        // on it meanwhile would be lost in the race.
-                        let closes = kind == Kind::OverCap
-                            || parts
-                                .headers
-                                .get("connection")
-                                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                        // A server may close after an answer that says so; a request sent on the
+                        // connection meanwhile would be lost in the race.
+                        let closes = parts
+                            .headers
+                            .get("connection")
+                            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
                         if closes {
                             sender = None;
                         }
@@ -249,11 +314,95 @@ impl Outcome {
     }
 }
 
+/// A request that declares a body over the cap and sends none of it, on a connection of its
+/// own (the server answers 413 without reading the body, then closes the connection). Returns
+/// the status and the request id.
+async fn over_cap(addr: SocketAddr) -> Result<(u16, Option<String>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "POST /dispatch/echo/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY_BYTES + 1
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // The head is enough: status and request id.
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buffer).await?;
+            if n == 0 {
+                bail!(
+                    "closed before a response head: {:?}",
+                    String::from_utf8_lossy(&received)
+                );
+            }
+            received.extend_from_slice(&buffer[..n]);
+        }
+        anyhow::Ok(String::from_utf8_lossy(&received).into_owned())
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
+        .await
+        .context("no response head within 30 s")??;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status in {head:?}"))?;
+    let id = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("x-request-id")
+            .then(|| value.trim().to_string())
+    });
+    Ok((status, id))
+}
+
 async fn connect(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
+}
+
+/// Streams `mib` MiB to `echo` in 1 MiB chunks and checks what it received, by size and SHA-256.
+async fn stream_through_echo(addr: SocketAddr, mib: usize) -> Result<String> {
+    let chunk = Bytes::from(pattern(1 << 20));
+    let mut digest = Sha256::new();
+    for _ in 0..mib {
+        digest.update(&chunk);
+    }
+    let expected = hex(&digest.finalize());
+    let chunks = futures::stream::iter(
+        std::iter::repeat_n(chunk, mib).map(|c| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(c))),
+    );
+    let request = http::Request::put("/stream")
+        .header("host", "echo.localhost")
+        .body(http_body_util::StreamBody::new(chunks))?;
+    let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let seconds = started.elapsed().as_secs_f64();
+    let echo: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("status {status}: {}", String::from_utf8_lossy(&body)))?;
+    let (bytes, sha256) = (&echo["body"]["bytes"], &echo["body"]["sha256"]);
+    if status != 200 || bytes.as_u64() != Some((mib << 20) as u64) || sha256.as_str() != Some(expected.as_str()) {
+        bail!("status {status}, echo saw {bytes} bytes with SHA-256 {sha256}");
+    }
+    Ok(format!(
+        "stream: {mib} MiB through echo in {seconds:.2} s, {:.0} MiB/s, SHA-256 checked",
+        mib as f64 / seconds
+    ))
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -284,21 +433,27 @@ fn memory_mib(app: &Running) -> Result<(f64, f64)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let requests = env_number("SOAK_REQUESTS", 20_000)?;
-    let upload_mib = env_number("SOAK_UPLOAD_MIB", 100)?;
+    let stream_mib = env_number("SOAK_STREAM_MIB", 100)?;
     let rss_limit_mib = env_number("SOAK_RSS_LIMIT_MIB", 20)? as f64;
 
-    let spec = AppSpec::default()
+    // The warm-up is the run itself, once, but for the cold domains (unique to each run): it
+    // touches the instance slots, allocator arenas and caches that the concurrency and the mix
+    // touch, so what grows after it is what a leak is.
+    let warm_up = Arc::new(Plan::new(requests, 0));
+    let plan = Arc::new(Plan::new(requests, 1));
+    let seed = tempfile::NamedTempFile::new()?;
+    std::fs::write(seed.path(), format!("{}{}", warm_up.seed_sql(), plan.seed_sql()))?;
+    let mut spec = AppSpec::default()
         .variable("workers", "echo,hello")
         .variable("max_body_bytes", &MAX_BODY_BYTES.to_string())
-        .sqlite_file("db/sqlite/schema.sql");
+        .sqlite_file("db/sqlite/schema.sql")
+        .sqlite_file("db/sqlite/seed.sql");
+    spec.sqlite_files.push(seed.path().to_path_buf());
     let app = Running::start(HostKind::Spin, &spec).await?;
     println!("soak: spin up at {}, {CONCURRENCY} clients", app.addr);
 
-    // The warm-up is the run itself, once: it touches the instance slots, allocator arenas and
-    // caches that the concurrency and the mix touch, so what grows after it is what a leak is.
-    let plan = Arc::new(Plan::new(requests, upload_mib));
     let started = Instant::now();
-    let outcome = run(app.addr, plan.clone(), 0..requests).await;
+    let outcome = run(app.addr, warm_up.clone(), 0..requests).await;
     if !outcome.failures.is_empty() {
         bail!(
             "warm-up: {} failures, first: {}",
@@ -323,13 +478,21 @@ async fn main() -> Result<()> {
         resident.push(format!("{:.1}", memory_mib(&app)?.0));
     }
     let seconds = started.elapsed().as_secs_f64();
+    let uploaded: usize = (0..requests)
+        .filter(|&n| plan.kinds[n] == Kind::Upload)
+        .map(Plan::upload_size)
+        .sum();
+
+    // Then one large body, streamed in 1 MiB chunks.
+    let stream = stream_through_echo(app.addr, stream_mib).await;
     let (rss_after, peak) = memory_mib(&app)?;
+    resident.push(format!("{rss_after:.1} (after the stream)"));
 
     println!(
         "run: {} requests ({} uploads, {:.0} MiB up) in {seconds:.1} s, {:.0} req/s, over {} connections",
         plan.kinds.len(),
         plan.kinds.iter().filter(|k| **k == Kind::Upload).count(),
-        (plan.kinds.iter().filter(|k| **k == Kind::Upload).count() * plan.upload.len()) as f64 / (1024.0 * 1024.0),
+        uploaded as f64 / (1024.0 * 1024.0),
         plan.kinds.len() as f64 / seconds,
         outcome.connections
     );
@@ -375,6 +538,10 @@ async fn main() -> Result<()> {
     );
 
     let mut problems = outcome.failures;
+    match &stream {
+        Ok(line) => println!("{line}"),
+        Err(error) => problems.push(format!("the {stream_mib} MiB stream: {error:#}")),
+    }
     if unique.len() != outcome.request_ids.len() {
         problems.push(format!(
             "{} request ids repeat",
@@ -406,13 +573,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_has_the_requests_and_uploads_asked_for() {
-        let plan = Plan::new(20_000, 100);
+    fn the_plan_has_every_kind_and_every_upload_size() {
+        let plan = Plan::new(20_000, 1);
         assert_eq!(plan.kinds.len(), 20_000);
-        let uploads = plan.kinds.iter().filter(|k| **k == Kind::Upload).count();
-        assert_eq!(uploads * plan.upload.len(), 100 * 1024 * 1024);
         for (kind, _) in MIX {
             assert!(plan.kinds.contains(&kind), "{kind:?}");
         }
+        let sizes: std::collections::BTreeSet<usize> = (0..plan.kinds.len())
+            .filter(|&n| plan.kinds[n] == Kind::Upload)
+            .map(Plan::upload_size)
+            .collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), UPLOAD_SIZES);
+        let cold = plan.seed_sql().matches("example.net").count();
+        assert_eq!(
+            cold,
+            plan.kinds.iter().filter(|k| **k == Kind::CustomDomainCold).count()
+        );
+        assert_ne!(Plan::new(10, 0).cold_domain(3), plan.cold_domain(3));
     }
 }
