@@ -146,6 +146,16 @@ async fn large_bodies_stream_through_without_being_held(host: HostKind) {
     let mut spec = spec().variable("max_body_bytes", &(128u64 << 20).to_string());
     spec.memory_limit_bytes = Some(32 << 20);
     let app = start(host, spec).await;
+    // The same two paths once with small bodies first, so what the first requests cost
+    // (instances, buffers, allocator arenas) is in the baseline and not charged to the bodies.
+    for _ in 0..4 {
+        let small = get("faulty.localhost", "/stream?bytes=1048576").send(&app).await;
+        assert_eq!(small.bytes().len(), 1 << 20);
+        let small = request("PUT", "echo.localhost", "/upload")
+            .send_stream(&app, vec![Bytes::from(vec![7u8; 1 << 20])])
+            .await;
+        assert_eq!(small.status, 200);
+    }
     let peak_before = app.spin().map(|spin| spin.memory_kib().unwrap().1);
 
     let reply = get("faulty.localhost", &format!("/stream?bytes={SIZE}"))
@@ -161,6 +171,7 @@ async fn large_bodies_stream_through_without_being_held(host: HostKind) {
             .all(|(i, b)| *b == (i % 65_536 % 251) as u8)
     );
 
+    let peak_after_download = app.spin().map(|spin| spin.memory_kib().unwrap().1);
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
     let chunks = vec![chunk.clone(); SIZE >> 20];
     let expected = sha256_hex(&vec![7u8; SIZE]);
@@ -174,7 +185,7 @@ async fn large_bodies_stream_through_without_being_held(host: HostKind) {
         let after = spin.memory_kib().unwrap().1;
         assert!(
             after.saturating_sub(before) < (SIZE as u64 / 2) >> 10,
-            "Spin's peak memory grew from {before} KiB to {after} KiB"
+            "Spin's peak memory grew from {before} KiB to {after} KiB ({peak_after_download:?} KiB after the download)"
         );
     }
 }
