@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -479,25 +479,6 @@ where
         body,
         trailers,
     })
-}
-
-/// Sends raw bytes over a new connection and returns everything the server sent back until it
-/// closed the connection or `quiet` passed without a byte (for requests no HTTP library would
-/// write).
-pub async fn exchange_raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(request).await?;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        match tokio::time::timeout(quiet, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) | Err(_) => return Ok(received),
-            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
-            Ok(Err(error)) if received.is_empty() => bail!(error),
-            Ok(Err(_)) => return Ok(received),
-        }
-    }
 }
 
 /// One HTTP/1.x response as it came off the wire, from [`exchange_raw_responses`].

@@ -24,8 +24,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use libra_test_host::harness::{AppSpec, HostKind, Running};
+use libra_test_host::harness::{AppSpec, HostKind, RawRead, Running, exchange_raw_responses};
 use sha2::{Digest, Sha256};
 
 const CONCURRENCY: usize = 64;
@@ -218,80 +219,29 @@ async fn run(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -
                 let Some(&kind) = plan.kinds.get(n).filter(|_| n < range.end) else {
                     break;
                 };
-                if kind == Kind::OverCap {
-                    let started = Instant::now();
-                    match over_cap(addr).await {
-                        Ok((status, id)) => {
-                            outcome
-                                .latencies
-                                .entry(kind)
-                                .or_default()
-                                .push(started.elapsed().as_micros() as u64);
-                            match id {
-                                Some(id) => outcome.request_ids.push(id),
-                                None => outcome
-                                    .failures
-                                    .push(format!("request {n} ({kind:?}): no X-Request-Id")),
-                            }
-                            if let Err(error) = check(&plan, kind, n, status, b"") {
-                                outcome.failures.push(format!("request {n}: {error:#}"));
-                            }
-                        }
-                        Err(error) => outcome.failures.push(format!("request {n} ({kind:?}): {error:#}")),
-                    }
-                    continue;
-                }
-                if sender
-                    .as_ref()
-                    .is_none_or(|s: &hyper::client::conn::http1::SendRequest<Full<Bytes>>| s.is_closed())
-                {
-                    match connect(addr).await {
-                        Ok(s) => sender = Some(s),
-                        Err(error) => {
-                            outcome.failures.push(format!("request {n}: cannot connect: {error:#}"));
-                            continue;
-                        }
-                    }
-                    outcome.connections += 1;
-                }
-                let s = sender.as_mut().expect("connected");
                 let started = Instant::now();
-                let result = async {
-                    s.ready().await?;
-                    let response = s.send_request(plan.request(kind, n)).await?;
-                    let (parts, body) = response.into_parts();
-                    let body = body.collect().await?.to_bytes();
-                    anyhow::Ok((parts, body))
-                }
-                .await;
-                let elapsed = started.elapsed().as_micros() as u64;
-                match result {
-                    Ok((parts, body)) => {
-                        match parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-                            Some(id) => outcome.request_ids.push(id.to_string()),
-                            None => outcome
-                                .failures
-                                .push(format!("request {n} ({kind:?}): no X-Request-Id")),
+                let answer = if kind == Kind::OverCap {
+                    over_cap(addr).await
+                } else {
+                    if sender.as_ref().is_none_or(SendRequest::is_closed) {
+                        match connect(addr).await {
+                            Ok(s) => sender = Some(s),
+                            Err(error) => {
+                                outcome.failures.push(format!("request {n}: cannot connect: {error:#}"));
+                                continue;
+                            }
                         }
-                        if let Err(error) = check(&plan, kind, n, parts.status.as_u16(), &body) {
-                            outcome.failures.push(format!("request {n}: {error:#}"));
-                        }
-                        outcome.latencies.entry(kind).or_default().push(elapsed);
-                        // A server may close after an answer that says so; a request sent on the
-                        // connection meanwhile would be lost in the race.
-                        let closes = parts
-                            .headers
-                            .get("connection")
-                            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-                        if closes {
-                            sender = None;
-                        }
+                        outcome.connections += 1;
                     }
-                    Err(error) => {
-                        outcome.failures.push(format!("request {n} ({kind:?}): {error:#}"));
+                    let answer = send(sender.as_mut().expect("connected"), plan.request(kind, n)).await;
+                    // A server may close after an answer that says so; a request sent on the
+                    // connection meanwhile would be lost in the race.
+                    if answer.as_ref().map_or(true, |a| a.closes) {
                         sender = None;
                     }
-                }
+                    answer
+                };
+                outcome.record(&plan, kind, n, started.elapsed().as_micros() as u64, answer);
             }
             outcome
         })
@@ -303,7 +253,32 @@ async fn run(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -
     total
 }
 
+/// What the client got for one request.
+struct Answer {
+    status: u16,
+    request_id: Option<String>,
+    body: Bytes,
+    /// The server said it closes the connection.
+    closes: bool,
+}
+
 impl Outcome {
+    /// Checks one answer and keeps its latency and request id.
+    fn record(&mut self, plan: &Plan, kind: Kind, n: usize, micros: u64, answer: Result<Answer>) {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => return self.failures.push(format!("request {n} ({kind:?}): {error:#}")),
+        };
+        self.latencies.entry(kind).or_default().push(micros);
+        match answer.request_id {
+            Some(id) => self.request_ids.push(id),
+            None => self.failures.push(format!("request {n} ({kind:?}): no X-Request-Id")),
+        }
+        if let Err(error) = check(plan, kind, n, answer.status, &answer.body) {
+            self.failures.push(format!("request {n}: {error:#}"));
+        }
+    }
+
     fn add(&mut self, other: Outcome) {
         for (kind, latencies) in other.latencies {
             self.latencies.entry(kind).or_default().extend(latencies);
@@ -315,49 +290,45 @@ impl Outcome {
 }
 
 /// A request that declares a body over the cap and sends none of it, on a connection of its
-/// own (the server answers 413 without reading the body, then closes the connection). Returns
-/// the status and the request id.
-async fn over_cap(addr: SocketAddr) -> Result<(u16, Option<String>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!(
-            "POST /dispatch/echo/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-            MAX_BODY_BYTES + 1
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut received = Vec::new();
-        let mut buffer = [0u8; 4096];
-        // The head is enough: status and request id.
-        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buffer).await?;
-            if n == 0 {
-                bail!(
-                    "closed before a response head: {:?}",
-                    String::from_utf8_lossy(&received)
-                );
-            }
-            received.extend_from_slice(&buffer[..n]);
-        }
-        anyhow::Ok(String::from_utf8_lossy(&received).into_owned())
+/// own (the server answers 413 without reading the body, then closes the connection).
+async fn over_cap(addr: SocketAddr) -> Result<Answer> {
+    let request = format!(
+        "POST /dispatch/echo/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        MAX_BODY_BYTES + 1
+    );
+    let read = RawRead {
+        bound: std::time::Duration::from_secs(30),
+        stop_after: Some(1),
+        head: false,
     };
-    let head = tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
-        .await
-        .context("no response head within 30 s")??;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in {head:?}"))?;
-    let id = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("x-request-id")
-            .then(|| value.trim().to_string())
-    });
-    Ok((status, id))
+    let exchange = exchange_raw_responses(addr, request.as_bytes(), read).await?;
+    let response = exchange
+        .responses
+        .into_iter()
+        .next()
+        .with_context(|| format!("no response ({:?})", exchange.error))?;
+    Ok(Answer {
+        status: response.status,
+        request_id: response.header_all("x-request-id").first().map(|id| id.to_string()),
+        body: Bytes::from(response.body),
+        closes: true,
+    })
 }
 
-async fn connect(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+async fn send(sender: &mut SendRequest<Full<Bytes>>, request: http::Request<Full<Bytes>>) -> Result<Answer> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let (parts, body) = response.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        request_id: header("x-request-id").map(str::to_string),
+        closes: header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
+        body: body.collect().await?.to_bytes(),
+    })
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
