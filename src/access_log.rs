@@ -1,9 +1,12 @@
 //! One JSON line per request on stdout, written when the response is finished.
 
-use crate::config::LogLevel;
-use crate::time::push_digits;
+use serde::{Serialize, Serializer};
 
-#[derive(Debug)]
+use crate::config::LogLevel;
+
+/// Serialised in field order; the tests and the property tests parse it back.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessLog<'a> {
     pub time: &'a str,
     pub level: &'static str,
@@ -18,8 +21,10 @@ pub struct AccessLog<'a> {
     pub location: Option<&'static str>,
     pub status: u16,
     /// Printed as `durationMs`, in milliseconds to two decimals.
+    #[serde(rename = "durationMs", serialize_with = "milliseconds")]
     pub duration_ns: u64,
     /// Left out of the line when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
 }
 
@@ -33,76 +38,17 @@ pub fn path_only(path_and_query: &str) -> &str {
 }
 
 impl AccessLog<'_> {
-    /// The JSON line, written by hand rather than through serde_json: it is built on every
-    /// request, in an instance that lives for one request, and serde_json's float and string
-    /// formatting was a measurable share of the dispatcher's time (`scripts/bench`). The tests
-    /// parse it back with serde_json.
+    /// The JSON line. (serde_json rather than hand-written formatting: `scripts/bench micro`
+    /// measured the hand-written line 0.3 µs faster, under the 2 µs a hand-written
+    /// optimisation must save to stay.)
     pub fn to_line(&self) -> String {
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"time\":");
-        push_json_string(&mut line, self.time);
-        for (key, value) in [
-            ("level", Some(self.level)),
-            ("requestId", Some(self.request_id)),
-            ("method", Some(self.method)),
-            ("host", self.host),
-            ("path", Some(self.path)),
-            ("route", self.route),
-            ("worker", self.worker),
-            ("location", self.location),
-        ] {
-            push_key(&mut line, key);
-            match value {
-                Some(value) => push_json_string(&mut line, value),
-                None => line.push_str("null"),
-            }
-        }
-        push_key(&mut line, "status");
-        push_digits(&mut line, self.status.into(), digit_count(self.status.into()));
-        push_key(&mut line, "durationMs");
-        let hundredths = (self.duration_ns + 5_000) / 10_000;
-        push_digits(&mut line, hundredths / 100, digit_count(hundredths / 100));
-        line.push('.');
-        push_digits(&mut line, hundredths % 100, 2);
-        if let Some(error) = self.error {
-            push_key(&mut line, "error");
-            push_json_string(&mut line, error);
-        }
-        line.push('}');
-        line
+        serde_json::to_string(self).expect("an access log line always serialises")
     }
 }
 
-fn push_key(line: &mut String, key: &str) {
-    line.push_str(",\"");
-    line.push_str(key);
-    line.push_str("\":");
-}
-
-/// A JSON string (RFC 8259): quotes, backslashes and control characters escaped.
-fn push_json_string(line: &mut String, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    line.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                line.push_str("\\u00");
-                line.push(HEX[(u32::from(c) >> 4) as usize] as char);
-                line.push(HEX[(u32::from(c) & 0xf) as usize] as char);
-            }
-            c => line.push(c),
-        }
-    }
-    line.push('"');
-}
-
-fn digit_count(value: u64) -> u32 {
-    value.checked_ilog10().map_or(1, |log| log + 1)
+fn milliseconds<S: Serializer>(duration_ns: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    let hundredths = (duration_ns + 5_000) / 10_000;
+    serializer.serialize_f64(hundredths as f64 / 100.0)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub mod remote;
 pub mod request_id;
 pub mod time;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod glue;
 
 /// Reported by `/health` and `/dispatch`.

@@ -258,6 +258,13 @@ impl SpinApp {
         };
         Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
+
+    /// Resets the serving process's peak resident memory (`VmHWM`) to its current resident
+    /// memory, so the next peak read is the peak since now (`/proc/<pid>/clear_refs`, value 5).
+    pub fn reset_peak_memory(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.server_pid()?), "5")?;
+        Ok(())
+    }
 }
 
 impl Drop for SpinApp {
@@ -273,6 +280,47 @@ fn stop_group(child: &mut Child) {
     unsafe { libc::kill(group, libc::SIGTERM) };
     let _ = child.wait();
     unsafe { libc::kill(group, libc::SIGKILL) };
+}
+
+/// Writes `<dir>/spin.toml` for a small app of its own: `front` (component id, `.wasm`,
+/// `allowed_outbound_hosts`) on every path, and `private` components reachable only by chaining.
+pub fn write_small_app(
+    dir: &Path,
+    name: &str,
+    front: (&str, &Path, &[&str]),
+    private: &[(&str, &Path)],
+) -> Result<PathBuf> {
+    let (id, wasm, allowed) = front;
+    let mut text = format!(
+        "spin_manifest_version = 2\n[application]\nname = {name:?}\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = {id:?}\n\
+         [component.{id}]\nsource = {:?}\nallowed_outbound_hosts = {allowed:?}\n",
+        wasm.display().to_string()
+    );
+    for (id, wasm) in private {
+        text.push_str(&format!(
+            "[[trigger.http]]\nroute = {{ private = true }}\ncomponent = {id:?}\n\
+             [component.{id}]\nsource = {:?}\n",
+            wasm.display().to_string()
+        ));
+    }
+    let manifest = dir.join("spin.toml");
+    std::fs::write(&manifest, text)?;
+    Ok(manifest)
+}
+
+/// Pins this process (a benchmark's client) to one core, as `taskset` pins Spin to the other.
+pub fn pin_this_process(core: &str) -> Result<()> {
+    let core: usize = core.parse().context("a core number")?;
+    // SAFETY: a zeroed cpu_set_t is an empty set, and the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The manifest a test runs: the base manifest with every source made absolute (the file is

@@ -23,7 +23,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use libra_test_host::postgres_server::TestPostgres;
-use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions};
+use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::{project_root, wasm_path};
 
@@ -149,16 +149,7 @@ fn pinned(spin_core: &str) -> SpinOptions {
 /// A remote worker as a tenant deploys one: `hello` alone, on every path, at `listen`.
 fn remote_hello(spin_core: &str, listen: &str) -> Result<(SpinApp, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("spin.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "spin_manifest_version = 2\n[application]\nname = \"remote-hello\"\n\
-             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
-             [component.hello]\nsource = {:?}\n",
-            wasm_path("hello").display().to_string()
-        ),
-    )?;
+    let manifest = write_small_app(dir.path(), "remote-hello", ("hello", &wasm_path("hello"), &[]), &[])?;
     let options = SpinOptions {
         manifest,
         listen: listen.parse()?,

@@ -4,6 +4,8 @@
 //! - `/trap`: traps before answering.
 //! - `/hang`: never answers (waits on a clock far in the future, without burning CPU).
 //! - `/stream?bytes=N`: answers 200 with N bytes, written in chunks as the client reads them.
+//! - `/sink`: reads the request body to its end and answers 200 with its size in bytes, so an
+//!   upload costs the worker as little as a download does (the streaming benchmark).
 //! - `/trap-mid-body`: sends headers and a first chunk, then traps.
 //! - `/cookie`: answers 200 with `Set-Cookie` and HTML, to see what path dispatch lets through.
 //! - `/status/N`: answers status N with a small body.
@@ -42,6 +44,19 @@ impl Guest for Faulty {
                     ],
                 );
                 write_pattern(stream_body, bytes, false);
+            }
+            "/sink" => {
+                let body = request.consume().expect("body is consumed once");
+                let stream = body.stream().expect("stream is taken once");
+                let mut bytes = 0u64;
+                // Ends when the body does (closed) or fails; a short count tells the client.
+                while let Ok(chunk) = stream.blocking_read(256 * 1024) {
+                    bytes += chunk.len() as u64;
+                }
+                drop(stream);
+                drop(body);
+                let body = respond(response_out, 200, &[("content-type", "text/plain")]);
+                write_all(body, bytes.to_string().as_bytes());
             }
             "/trap-mid-body" => {
                 let body = respond(

@@ -2,6 +2,8 @@
 //! worker, streaming both ways. Whatever the dispatcher costs on top of this is its own work.
 //! With the `outbound-http` feature (the `forwarder-http` package) it sends each request over
 //! real HTTP to the authority the request came with instead: the baseline for remote workers.
+//! With `chain-by-host` (the `forwarder-stream` package) it chains to the worker named by the
+//! first label of the request's host: the streaming benchmark's baseline.
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
 
@@ -26,8 +28,12 @@ impl Guest for Forwarder {
         let outgoing = OutgoingRequest::new(Fields::from_list(&headers).expect("client headers are valid"));
         outgoing.set_method(&request.method()).expect("valid method");
         outgoing.set_scheme(Some(&Scheme::Http)).expect("valid scheme");
-        #[cfg(not(feature = "outbound-http"))]
+        #[cfg(not(any(feature = "outbound-http", feature = "chain-by-host")))]
         let authority = Some("hello.spin.internal".to_string());
+        #[cfg(feature = "chain-by-host")]
+        let authority = request
+            .authority()
+            .and_then(|host| host.split('.').next().map(|worker| format!("{worker}.spin.internal")));
         #[cfg(feature = "outbound-http")]
         let authority = request.authority();
         outgoing.set_authority(authority.as_deref()).expect("valid authority");
