@@ -6,9 +6,15 @@
 //! read it. Secrets are read on their own, only where used.
 //!
 //! - [`ROUTING`]: what every request needs (classify, route, admit, log);
-//! - [`LOOKUPS`]: what a custom domain or a remote worker needs (cache keys, TTLs, the remote
-//!   template), read after routing when the request needs it;
+//! - `namespace`, on its own: the prefix of every cache key, read by a request that looks in
+//!   the cache (a custom domain, a remote worker);
+//! - [`REMOTE`]: where remote workers are and who says which are deployed, read for a worker
+//!   that is not local;
+//! - [`DATABASE`]: what a cache miss needs (the TTLs of the answer it caches, the query
+//!   timeout), read only on a miss;
 //! - `postgres_url`, `admin_token`, `environment`: read where they are used.
+//!
+//! So a custom domain with the cache warm reads one variable beyond `routing`, not six.
 
 include!(concat!(env!("OUT_DIR"), "/manifest_workers.rs"));
 
@@ -55,15 +61,11 @@ pub const ROUTING: &[&str] = &[
     "idle_timeout_ms",
 ];
 
-/// The `lookups` bundle: what custom domains and remote workers need, in template order.
-pub const LOOKUPS: &[&str] = &[
-    "namespace",
-    "worker_url_template",
-    "remote_workers",
-    "domain_cache_ttl_s",
-    "domain_negative_ttl_s",
-    "db_timeout_ms",
-];
+/// The `remote` bundle: where remote workers are and who says which are deployed.
+pub const REMOTE: &[&str] = &["worker_url_template", "remote_workers"];
+
+/// The `database` bundle: what a cache miss needs.
+pub const DATABASE: &[&str] = &["domain_cache_ttl_s", "domain_negative_ttl_s", "db_timeout_ms"];
 
 /// Separates the values in a bundle: U+001F (the ASCII unit separator), which no setting
 /// contains; one that did would give the bundle a value too many, and be refused.
@@ -256,8 +258,9 @@ impl Config {
     }
 }
 
-/// What custom domains and remote workers need (the `lookups` bundle), read only by the requests
-/// that need them.
+/// What custom domains and remote workers need: the namespace, the `remote` bundle and the
+/// `database` bundle. The request path reads each part only when it needs it
+/// (`glue::lookups::Lookups`); the endpoints that describe the namespace read all three.
 #[derive(Debug, Clone)]
 pub struct LookupConfig {
     /// The namespace's name: shown by `GET /dispatch`, and the prefix of every cache key, so two
@@ -266,6 +269,12 @@ pub struct LookupConfig {
     /// Remote members, if any. A bad template fails only the requests that need it: local
     /// workers keep working.
     pub remote: Result<Option<Remote>, ConfigError>,
+    pub misses: MissSettings,
+}
+
+/// What a cache miss needs: how long to cache the answer, and how long the query may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissSettings {
     pub cache_ttl_s: u64,
     pub negative_ttl_s: u64,
     pub db_timeout_ms: u64,
@@ -274,46 +283,75 @@ pub struct LookupConfig {
 impl LookupConfig {
     /// `config` is the routing configuration: a remote template must not point back at its hosts.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> Result<LookupConfig, ConfigError> {
-        let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
-        let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
+        Ok(LookupConfig {
+            namespace: namespace_from(lookup("namespace"))?,
+            remote: remote_from(&lookup, config),
+            misses: MissSettings::from_lookup(&lookup)?,
+        })
+    }
+}
+
+/// The `namespace` variable, checked (`None`: not defined, its default).
+pub fn namespace_from(value: Option<String>) -> Result<String, ConfigError> {
+    let namespace = value
+        .unwrap_or_else(|| default_of("namespace").to_string())
+        .trim()
+        .to_string();
+    if namespace.is_empty()
+        || namespace.len() > 63
+        || !namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(ConfigError {
+            variable: "namespace",
+            problem: "not 1-63 of [A-Za-z0-9._-]".into(),
+        });
+    }
+    Ok(namespace)
+}
+
+/// The remote members from `worker_url_template` and `remote_workers`; `Ok(None)` when there are
+/// none. `config` is the routing configuration: a template must not point back at its hosts.
+pub fn remote_from(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> Result<Option<Remote>, ConfigError> {
+    let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
+    let template = get("worker_url_template");
+    if template.trim().is_empty() {
+        return Ok(None);
+    }
+    let template =
+        WorkerUrlTemplate::parse(&template, &config.base_domain, &config.dispatcher_hosts).map_err(|problem| {
+            ConfigError {
+                variable: "worker_url_template",
+                problem,
+            }
+        })?;
+    let listed = get("remote_workers");
+    Ok(Some(Remote {
+        template,
+        members: if listed.trim().is_empty() {
+            RemoteMembers::Database
+        } else {
+            RemoteMembers::Listed(listed)
+        },
+    }))
+}
+
+impl MissSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<MissSettings, ConfigError> {
         let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
-            get(name)
+            lookup(name)
+                .unwrap_or_else(|| default_of(name).to_string())
                 .trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n >= min)
-                .ok_or_else(|| fail(name, format!("not a whole number of at least {min}")))
-        };
-        let namespace = get("namespace").trim().to_string();
-        if namespace.is_empty()
-            || namespace.len() > 63
-            || !namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(fail("namespace", "not 1-63 of [A-Za-z0-9._-]".into()));
-        }
-        let template = get("worker_url_template");
-        let remote = if template.trim().is_empty() {
-            Ok(None)
-        } else {
-            WorkerUrlTemplate::parse(&template, &config.base_domain, &config.dispatcher_hosts)
-                .map_err(|problem| fail("worker_url_template", problem))
-                .map(|template| {
-                    let listed = get("remote_workers");
-                    Some(Remote {
-                        template,
-                        members: if listed.trim().is_empty() {
-                            RemoteMembers::Database
-                        } else {
-                            RemoteMembers::Listed(listed)
-                        },
-                    })
+                .ok_or_else(|| ConfigError {
+                    variable: name,
+                    problem: format!("not a whole number of at least {min}"),
                 })
         };
-        Ok(LookupConfig {
-            namespace,
-            remote,
+        Ok(MissSettings {
             cache_ttl_s: number("domain_cache_ttl_s", 0)?,
             negative_ttl_s: number("domain_negative_ttl_s", 0)?,
             db_timeout_ms: number("db_timeout_ms", 1)?,
@@ -403,8 +441,12 @@ mod tests {
     fn lookup_settings_have_defaults_and_are_checked() {
         let lookups = lookups(&[]).unwrap();
         assert_eq!(
-            (lookups.cache_ttl_s, lookups.negative_ttl_s, lookups.db_timeout_ms),
-            (60, 10, 2000)
+            lookups.misses,
+            MissSettings {
+                cache_ttl_s: 60,
+                negative_ttl_s: 10,
+                db_timeout_ms: 2000
+            }
         );
         assert_eq!(lookups.namespace, "default");
         assert_eq!(

@@ -161,7 +161,7 @@ fn send_body_and_await_response(
                 Pumped::Nothing => {}
             }
         }
-        let ready = match (&answer_deadline, pump.as_ref()) {
+        let ready = match (&answer_deadline, pump.as_mut()) {
             (Some(deadline), _) => poll(&[deadline, &response_ready]),
             (None, Some(active)) => poll(&[idle.pollable(), &response_ready, active.pollable()]),
             (None, None) => unreachable!("the answer deadline is set when the pump finishes"),
@@ -191,40 +191,48 @@ fn send_body_and_await_response(
     }
 }
 
-/// The bound on a pause in a body stream. Its timer is armed once and re-armed only when it
-/// fires after bytes moved, for what is left of the pause since then: a body that keeps moving
-/// costs a clock read per chunk, not a timer.
+/// The bound on a pause in a body stream. Its timer is armed at the first wait (a body that
+/// never waits, such as an empty one, costs none) and re-armed only when it fires after bytes
+/// moved, for what is left of the pause since then: a body that keeps moving costs a clock read
+/// per chunk, not a timer.
 struct IdleTimer {
     idle_ns: u64,
-    last_moved: u64,
-    timer: Pollable,
+    /// When bytes last moved (the timer's start until then).
+    last_moved: Option<u64>,
+    timer: Option<Pollable>,
 }
 
 impl IdleTimer {
     fn new(idle_ns: u64) -> IdleTimer {
         IdleTimer {
             idle_ns,
-            last_moved: monotonic_clock::now(),
-            timer: monotonic_clock::subscribe_duration(idle_ns),
+            last_moved: None,
+            timer: None,
         }
     }
 
     fn moved(&mut self) {
-        self.last_moved = monotonic_clock::now();
+        if self.timer.is_some() {
+            self.last_moved = Some(monotonic_clock::now());
+        }
     }
 
-    fn pollable(&self) -> &Pollable {
-        &self.timer
+    fn pollable(&mut self) -> &Pollable {
+        self.timer.get_or_insert_with(|| {
+            self.last_moved = Some(monotonic_clock::now());
+            monotonic_clock::subscribe_duration(self.idle_ns)
+        })
     }
 
     /// Called when the timer fired: whether the pause has lasted the whole bound. If not, the
     /// timer is re-armed for the rest of it.
     fn expired(&mut self) -> bool {
-        let paused = monotonic_clock::now().saturating_sub(self.last_moved);
+        let since = self.last_moved.unwrap_or(0);
+        let paused = monotonic_clock::now().saturating_sub(since);
         if paused >= self.idle_ns {
             return true;
         }
-        self.timer = monotonic_clock::subscribe_duration(self.idle_ns - paused);
+        self.timer = Some(monotonic_clock::subscribe_duration(self.idle_ns - paused));
         false
     }
 }
@@ -284,8 +292,8 @@ impl BodyPump {
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
         Ok(BodyPump {
-            input_ready: Some(input.subscribe()),
-            output_ready: Some(output.subscribe()),
+            input_ready: None,
+            output_ready: None,
             input: Some(input),
             output: Some(output),
             body_in: Some(body_in),
@@ -297,12 +305,18 @@ impl BodyPump {
         })
     }
 
-    fn pollable(&self) -> &Pollable {
-        let ready = match self.waiting {
-            Waiting::Output => &self.output_ready,
-            Waiting::Input => &self.input_ready,
-        };
-        ready.as_ref().expect("present until finished")
+    /// What the pump waits for, made at its first wait and reused.
+    fn pollable(&mut self) -> &Pollable {
+        match self.waiting {
+            Waiting::Output => {
+                let output = self.output.as_ref().expect("present until finished");
+                self.output_ready.get_or_insert_with(|| output.subscribe())
+            }
+            Waiting::Input => {
+                let input = self.input.as_ref().expect("present until finished");
+                self.input_ready.get_or_insert_with(|| input.subscribe())
+            }
+        }
     }
 
     /// Whether the pump is waiting for the client (rather than for the worker to read).
@@ -421,8 +435,8 @@ fn stream_response(
         return (status, Streamed::WorkerFailed);
     };
     let idle_ns = milliseconds(ctx.config.idle_timeout_ms);
-    // Made once and reused for every wait; dropped before their streams.
-    let (input_ready, output_ready) = (input.subscribe(), output.subscribe());
+    // Made at the first wait and reused for every other; dropped before their streams.
+    let (mut input_ready, mut output_ready): (Option<Pollable>, Option<Pollable>) = (None, None);
     let mut idle = IdleTimer::new(idle_ns);
     let ended = loop {
         match output.splice(&input, CHUNK) {
@@ -430,7 +444,11 @@ fn stream_response(
                 // Nothing moved: wait for room towards the client if there is none, else for the
                 // worker's next bytes, but not for ever.
                 let client_full = matches!(output.check_write(), Ok(0));
-                let ready = if client_full { &output_ready } else { &input_ready };
+                let ready = if client_full {
+                    output_ready.get_or_insert_with(|| output.subscribe())
+                } else {
+                    input_ready.get_or_insert_with(|| input.subscribe())
+                };
                 if poll(&[ready, idle.pollable()]) == [1] && idle.expired() {
                     break if client_full {
                         Streamed::ClientStalled

@@ -4,13 +4,56 @@
 
 use spin_sdk::key_value::Store;
 
+use super::settings;
 use crate::cache::{self, AbsentEntry, CacheEntry};
-use crate::config::LookupConfig;
+use crate::config::{ConfigError, LookupConfig, MissSettings, Remote};
 use crate::custom_domain;
 use crate::error::DispatchError;
 use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
+
+/// One request's lookup settings, each part read the first time the request needs it: a
+/// custom domain or remote worker found in the cache reads only the namespace (and a remote one
+/// the `remote` bundle); the TTLs and the query timeout are read on a miss.
+pub struct Lookups<'a> {
+    ctx: Context<'a>,
+    namespace: Option<String>,
+    remote: Option<Result<Option<Remote>, ConfigError>>,
+    misses: Option<MissSettings>,
+}
+
+impl<'a> Lookups<'a> {
+    pub fn new(ctx: Context<'a>) -> Lookups<'a> {
+        Lookups {
+            ctx,
+            namespace: None,
+            remote: None,
+            misses: None,
+        }
+    }
+
+    fn namespace(&mut self) -> Result<&str, DispatchError> {
+        if self.namespace.is_none() {
+            self.namespace = Some(settings::namespace(self.ctx.request_id)?);
+        }
+        Ok(self.namespace.as_deref().expect("just read"))
+    }
+
+    pub fn remote(&mut self) -> Result<&Result<Option<Remote>, ConfigError>, DispatchError> {
+        if self.remote.is_none() {
+            self.remote = Some(settings::remote(self.ctx.request_id, self.ctx.config)?);
+        }
+        Ok(self.remote.as_ref().expect("just read"))
+    }
+
+    fn misses(&mut self) -> Result<MissSettings, DispatchError> {
+        if self.misses.is_none() {
+            self.misses = Some(settings::misses(self.ctx.request_id)?);
+        }
+        Ok(self.misses.expect("just read"))
+    }
+}
 
 /// The database to ask: PostgreSQL when `postgres_url` is set (with the dispatcher's timeouts
 /// added), else the embedded SQLite one.
@@ -21,12 +64,12 @@ pub struct Database {
 /// Reads `postgres_url` (a secret, so only when a query is about to run). One that cannot be
 /// read fails closed: never the embedded database instead, which would answer for a different
 /// set of domains. One that is neither a URL nor key=value pairs is a configuration error.
-pub fn database(ctx: Context, lookups: &LookupConfig) -> Result<Database, DispatchError> {
+pub fn database(ctx: Context, db_timeout_ms: u64) -> Result<Database, DispatchError> {
     let raw = super::settings::single(ctx.request_id, "postgres_url")?;
     if raw.is_empty() {
         return Ok(Database { postgres_url: raw });
     }
-    let postgres_url = crate::postgres_url::with_timeouts(&raw, lookups.db_timeout_ms).map_err(|problem| {
+    let postgres_url = crate::postgres_url::with_timeouts(&raw, db_timeout_ms).map_err(|problem| {
         super::settings::invalid(
             ctx.request_id,
             &crate::config::ConfigError {
@@ -51,7 +94,7 @@ impl Database {
 /// One real round trip to the database, for `/health/detailed`.
 pub fn check_database(ctx: Context, lookups: &LookupConfig) -> crate::api::DatabaseCheck {
     let started = wasi::clocks::monotonic_clock::now();
-    let (backend, status) = match database(ctx, lookups) {
+    let (backend, status) = match database(ctx, lookups.misses.db_timeout_ms) {
         Ok(database) => (
             database.backend(),
             match database.ping() {
@@ -90,8 +133,9 @@ pub fn check_database_cached(ctx: Context, lookups: &LookupConfig) -> crate::api
 }
 
 /// The worker serving custom domain `host`, `None` if no verified, active project claims it.
-pub fn custom_domain(ctx: Context, lookups: &LookupConfig, host: &str) -> Result<Option<WorkerName>, DispatchError> {
-    cached(ctx, lookups, cache::Kind::CustomDomain, host, |database| {
+pub fn custom_domain(lookups: &mut Lookups, host: &str) -> Result<Option<WorkerName>, DispatchError> {
+    let ctx = lookups.ctx;
+    cached(lookups, cache::Kind::CustomDomain, host, |database| {
         let Some(url) = database::custom_domain(host, database)? else {
             return Ok(None);
         };
@@ -118,8 +162,9 @@ pub fn custom_domain(ctx: Context, lookups: &LookupConfig, host: &str) -> Result
 
 /// Whether `worker` is deployed as a remote worker: an active project's `production_deploy_url`
 /// is its origin under the base domain.
-pub fn is_deployed(ctx: Context, lookups: &LookupConfig, worker: &WorkerName) -> Result<bool, DispatchError> {
-    let found = cached(ctx, lookups, cache::Kind::RemoteWorker, worker.as_str(), |database| {
+pub fn is_deployed(lookups: &mut Lookups, worker: &WorkerName) -> Result<bool, DispatchError> {
+    let ctx = lookups.ctx;
+    let found = cached(lookups, cache::Kind::RemoteWorker, worker.as_str(), |database| {
         let urls = membership::deploy_urls(worker, &ctx.config.base_domain);
         Ok(database::is_deployed(&urls, database)?.then(|| worker.clone()))
     })?;
@@ -129,15 +174,16 @@ pub fn is_deployed(ctx: Context, lookups: &LookupConfig, worker: &WorkerName) ->
 /// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (found and
 /// not-found answers alike; failures never). A cache that cannot be opened only costs queries.
 fn cached(
-    ctx: Context,
-    lookups: &LookupConfig,
+    lookups: &mut Lookups,
     kind: cache::Kind,
     name: &str,
     lookup: impl FnOnce(&Database) -> Result<Option<WorkerName>, database::Unavailable>,
 ) -> Result<Option<WorkerName>, DispatchError> {
+    let ctx = lookups.ctx;
     let store = Store::open_default().ok();
-    let found_key = cache::key(&lookups.namespace, kind, name);
-    let absent_key = cache::absent_key(&lookups.namespace, kind, name);
+    let namespace = lookups.namespace()?;
+    let found_key = cache::key(namespace, kind, name);
+    let absent_key = cache::absent_key(namespace, kind, name);
     let now = wasi::clocks::wall_clock::now().seconds;
     let mut stale_found = false;
     if let Some(store) = &store {
@@ -157,14 +203,15 @@ fn cached(
             }
         }
     }
-    let database = database(ctx, lookups)?;
+    let misses = lookups.misses()?;
+    let database = database(ctx, misses.db_timeout_ms)?;
     let worker = lookup(&database).map_err(|_| DispatchError::DatabaseUnavailable)?;
     if let Some(store) = store {
         match &worker {
-            Some(worker) if lookups.cache_ttl_s > 0 => {
+            Some(worker) if misses.cache_ttl_s > 0 => {
                 let entry = CacheEntry {
                     worker: Some(worker.clone()),
-                    expires_at: now + lookups.cache_ttl_s,
+                    expires_at: now + misses.cache_ttl_s,
                 };
                 let _ = store.set(&found_key, &entry.encode());
             }
@@ -173,10 +220,10 @@ fn cached(
                 if stale_found {
                     let _ = store.delete(&found_key);
                 }
-                if worker.is_none() && lookups.negative_ttl_s > 0 {
+                if worker.is_none() && misses.negative_ttl_s > 0 {
                     let entry = AbsentEntry {
                         name: name.to_string(),
-                        expires_at: now + lookups.negative_ttl_s,
+                        expires_at: now + misses.negative_ttl_s,
                     };
                     let _ = store.set(&absent_key, &entry.encode());
                 }

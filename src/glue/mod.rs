@@ -177,32 +177,24 @@ fn authorize(ctx: Context, endpoint: Endpoint) -> Result<bool, DispatchError> {
 
 /// Names the worker (a custom domain's comes from the database) and finds where it lives.
 fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Location), DispatchError> {
-    // Read once, and only when the request needs it.
-    let mut lookup_config: Option<LookupConfig> = None;
-    let mut lookup_config = || -> Result<LookupConfig, DispatchError> {
-        if lookup_config.is_none() {
-            lookup_config = Some(settings::lookups(ctx.request_id, ctx.config)?);
-        }
-        Ok(lookup_config.clone().expect("just read"))
-    };
+    let mut lookups = lookups::Lookups::new(ctx);
     let worker = match &pending.worker {
         Some(worker) => worker.clone(),
-        None => lookups::custom_domain(ctx, &lookup_config()?, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
+        None => lookups::custom_domain(&mut lookups, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
     };
     if namespace::is_local(&worker, pending.kind, ctx.config) {
         return Ok((worker, Location::Local));
     }
-    let lookup_config = lookup_config()?;
-    let location = match namespace::locate_remote(&worker, &lookup_config) {
+    let location = match namespace::locate_remote(&worker, lookups.remote()?) {
         Ok(Located::Here(location)) => location,
         Ok(Located::AskDatabase(origin)) => {
-            if !lookups::is_deployed(ctx, &lookup_config, &worker)? {
+            if !lookups::is_deployed(&mut lookups, &worker)? {
                 return Err(DispatchError::WorkerNotFound(worker.to_string()));
             }
             Location::Remote(origin)
         }
         Err(DispatchError::Configuration) => {
-            if let Err(problem) = &lookup_config.remote {
+            if let Err(problem) = lookups.remote()? {
                 settings::invalid(ctx.request_id, problem);
             }
             return Err(DispatchError::Configuration);

@@ -7,7 +7,7 @@
 use spin_sdk::wit::wasi::config::store;
 
 use super::{io, write_log_line};
-use crate::config::{self, Config, ConfigError, LookupConfig};
+use crate::config::{self, Config, ConfigError, LookupConfig, MissSettings, Remote};
 use crate::error::DispatchError;
 
 /// One component variable of the dispatcher: `Ok(None)` when the host does not define it,
@@ -57,10 +57,31 @@ pub fn routing(request_id: &str) -> Result<Config, DispatchError> {
     Config::from_lookup(lookup_in(&values)).map_err(|problem| invalid(request_id, &problem))
 }
 
-/// What custom domains and remote workers need: the `lookups` bundle.
+/// The namespace: the prefix of every cache key.
+pub fn namespace(request_id: &str) -> Result<String, DispatchError> {
+    config::namespace_from(read(request_id, "namespace")?).map_err(|problem| invalid(request_id, &problem))
+}
+
+/// The remote members (the `remote` bundle). A template that is read but unusable stays inside,
+/// so it fails only the requests that need a remote worker.
+pub fn remote(request_id: &str, config: &Config) -> Result<Result<Option<Remote>, ConfigError>, DispatchError> {
+    let values = bundle(request_id, "remote", config::REMOTE)?;
+    Ok(config::remote_from(lookup_in(&values), config))
+}
+
+/// What a cache miss needs (the `database` bundle).
+pub fn misses(request_id: &str) -> Result<MissSettings, DispatchError> {
+    let values = bundle(request_id, "database", config::DATABASE)?;
+    MissSettings::from_lookup(lookup_in(&values)).map_err(|problem| invalid(request_id, &problem))
+}
+
+/// Everything custom domains and remote workers need, for the endpoints that describe it.
 pub fn lookups(request_id: &str, config: &Config) -> Result<LookupConfig, DispatchError> {
-    let values = bundle(request_id, "lookups", config::LOOKUPS)?;
-    LookupConfig::from_lookup(lookup_in(&values), config).map_err(|problem| invalid(request_id, &problem))
+    Ok(LookupConfig {
+        namespace: namespace(request_id)?,
+        remote: remote(request_id, config)?,
+        misses: misses(request_id)?,
+    })
 }
 
 /// A variable read on its own (a secret, or a setting one endpoint uses), trimmed; its default

@@ -7,7 +7,7 @@
 //!
 //! A name is local first. Unknown names are `404 worker_not_found` without any outbound call.
 
-use crate::config::{Config, LookupConfig, RemoteMembers};
+use crate::config::{Config, ConfigError, Remote, RemoteMembers};
 use crate::error::DispatchError;
 use crate::pipeline::route::RouteKind;
 use crate::pipeline::worker_name::WorkerName;
@@ -36,8 +36,11 @@ pub fn is_local(worker: &WorkerName, kind: RouteKind, config: &Config) -> bool {
 }
 
 /// The second resolver, for a name that is not local: a remote worker, if the namespace has any.
-pub fn locate_remote(worker: &WorkerName, lookups: &LookupConfig) -> Result<Located, DispatchError> {
-    let remote = match &lookups.remote {
+pub fn locate_remote(
+    worker: &WorkerName,
+    remote: &Result<Option<Remote>, ConfigError>,
+) -> Result<Located, DispatchError> {
+    let remote = match remote {
         Ok(Some(remote)) => remote,
         Ok(None) => return Err(DispatchError::WorkerNotFound(worker.to_string())),
         Err(_) => return Err(DispatchError::Configuration),
@@ -55,6 +58,7 @@ pub fn locate_remote(worker: &WorkerName, lookups: &LookupConfig) -> Result<Loca
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LookupConfig;
 
     fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
@@ -86,7 +90,7 @@ mod tests {
         assert!(!is_local(&name("ghost"), RouteKind::Subdomain, &config));
         assert!(is_local(&WorkerName::docs_component(), RouteKind::Docs, &config));
         assert_eq!(
-            locate_remote(&name("ghost"), &lookups(&[])),
+            locate_remote(&name("ghost"), &lookups(&[]).remote),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
     }
@@ -98,16 +102,16 @@ mod tests {
             ("remote_workers", "shop,hello"),
         ]);
         assert_eq!(
-            locate_remote(&name("shop"), &listed),
+            locate_remote(&name("shop"), &listed.remote),
             Ok(Located::Here(Location::Remote(remote("shop.workers.test:8081"))))
         );
         assert_eq!(
-            locate_remote(&name("ghost"), &listed),
+            locate_remote(&name("ghost"), &listed.remote),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
         let from_database = lookups(&[("worker_url_template", "http://{worker}.workers.test")]);
         assert_eq!(
-            locate_remote(&name("shop"), &from_database),
+            locate_remote(&name("shop"), &from_database.remote),
             Ok(Located::AskDatabase(remote("shop.workers.test")))
         );
     }
@@ -115,6 +119,9 @@ mod tests {
     #[test]
     fn a_bad_template_fails_remote_names_only() {
         let bad = lookups(&[("worker_url_template", "ftp://{worker}.x.test")]);
-        assert_eq!(locate_remote(&name("shop"), &bad), Err(DispatchError::Configuration));
+        assert_eq!(
+            locate_remote(&name("shop"), &bad.remote),
+            Err(DispatchError::Configuration)
+        );
     }
 }

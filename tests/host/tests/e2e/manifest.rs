@@ -1,6 +1,6 @@
 //! The shipped `spin.toml` agrees with the dispatcher's code.
 
-use libra_dispatcher::config::{LOOKUPS, ROUTING, VARIABLES, bundle_template};
+use libra_dispatcher::config::{DATABASE, REMOTE, ROUTING, VARIABLES, bundle_template};
 use libra_dispatcher::pipeline::worker_name::DOCS_COMPONENT;
 use libra_test_host::{Manifest, project_root};
 
@@ -65,20 +65,22 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
             assert_eq!(declared.default.as_deref(), Some(*default), "default of {name}");
         }
     }
-    // The dispatcher reads them through two bundles (in the code's order) and three singles;
+    // The dispatcher reads them through three bundles (in the code's order) and four singles;
     // every variable reaches it exactly once.
     let mut expected = std::collections::BTreeMap::new();
     expected.insert("routing".to_string(), bundle_template(ROUTING));
-    expected.insert("lookups".to_string(), bundle_template(LOOKUPS));
-    for single in ["environment", "postgres_url", "admin_token"] {
+    expected.insert("remote".to_string(), bundle_template(REMOTE));
+    expected.insert("database".to_string(), bundle_template(DATABASE));
+    for single in ["namespace", "environment", "postgres_url", "admin_token"] {
         expected.insert(single.to_string(), format!("{{{{ {single} }}}}"));
     }
     assert_eq!(dispatcher.variables, expected, "[component.dispatcher.variables]");
     let mut read: Vec<&str> = ROUTING
         .iter()
-        .chain(LOOKUPS)
+        .chain(REMOTE)
+        .chain(DATABASE)
         .copied()
-        .chain(["environment", "postgres_url", "admin_token"])
+        .chain(["namespace", "environment", "postgres_url", "admin_token"])
         .collect();
     read.sort();
     let mut all: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
