@@ -16,7 +16,10 @@
 //!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
-//! `BENCH_ONLY=a,l,c` picks modes; `BENCH_CORES=0,1` the cores for Spin and wrk.
+//! `BENCH_ONLY=a,l,c` picks modes; `BENCH_CORES=0,1` the cores for Spin and wrk;
+//! `BENCH_VAR_<NAME>=value` sets a Spin variable of the apps with a dispatcher (as for the
+//! test-host bench); `BENCH_SPIN_ENV_<NAME>=value` puts `NAME=value` in their Spin process's
+//! environment (for example `BENCH_SPIN_ENV_SPIN_DISABLE_LOG_TO_TRACING=1`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +36,7 @@ enum Serving {
     Main,
     /// The same app with the domain cache off.
     Uncached,
+
     /// The app whose dispatcher has remote workers (and the HTTP forwarder).
     RemoteFront,
 }
@@ -176,6 +180,7 @@ fn remote_front(spin_core: &str, remote_port: u16, postgres: &TestPostgres) -> R
     ] {
         options.variables.insert(name.into(), value);
     }
+    from_bench_environment(&mut options);
     options.extra_workers.push(ExtraWorker {
         id: "forwarder-http".into(),
         wasm: wasm_path("forwarder-http"),
@@ -203,6 +208,17 @@ async fn membership_queries(postgres: &TestPostgres) -> Result<u64> {
     Ok(row.get::<_, i64>(0) as u64)
 }
 
+/// `BENCH_VAR_<NAME>` and `BENCH_SPIN_ENV_<NAME>`, for the apps whose dispatcher is measured.
+fn from_bench_environment(options: &mut SpinOptions) {
+    for (name, value) in std::env::vars() {
+        if let Some(name) = name.strip_prefix("BENCH_VAR_") {
+            options.variables.insert(name.to_ascii_lowercase(), value);
+        } else if let Some(name) = name.strip_prefix("BENCH_SPIN_ENV_") {
+            options.env.push((name.to_string(), value));
+        }
+    }
+}
+
 fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     let mut options = pinned(spin_core);
     if std::env::var_os("BENCH_STATIC_PROVIDER").is_some() {
@@ -223,6 +239,7 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     for (name, value) in variables {
         options.variables.insert(name.to_string(), value.to_string());
     }
+    from_bench_environment(&mut options);
     for forwarder in ["forwarder", "forwarder-lean", "forwarder-sdk"] {
         options.extra_workers.push(ExtraWorker {
             id: forwarder.into(),
