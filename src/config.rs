@@ -281,7 +281,10 @@ pub struct MissSettings {
 }
 
 impl LookupConfig {
-    /// `config` is the routing configuration: a remote template must not point back at its hosts.
+    /// All three parts from one lookup, as the tests build them (the glue reads each part's
+    /// variables on its own: `glue::settings::lookups`). `config` is the routing configuration:
+    /// a remote template must not point back at its hosts.
+    #[cfg(test)]
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> Result<LookupConfig, ConfigError> {
         Ok(LookupConfig {
             namespace: namespace_from(lookup("namespace"))?,

@@ -197,42 +197,40 @@ fn send_body_and_await_response(
 /// per chunk, not a timer.
 struct IdleTimer {
     idle_ns: u64,
-    /// When bytes last moved (the timer's start until then).
-    last_moved: Option<u64>,
-    timer: Option<Pollable>,
+    /// Once armed: the timer, and when bytes last moved (the timer's start until then).
+    armed: Option<(Pollable, u64)>,
 }
 
 impl IdleTimer {
     fn new(idle_ns: u64) -> IdleTimer {
-        IdleTimer {
-            idle_ns,
-            last_moved: None,
-            timer: None,
-        }
+        IdleTimer { idle_ns, armed: None }
     }
 
     fn moved(&mut self) {
-        if self.timer.is_some() {
-            self.last_moved = Some(monotonic_clock::now());
+        if let Some((_, last_moved)) = &mut self.armed {
+            *last_moved = monotonic_clock::now();
         }
     }
 
     fn pollable(&mut self) -> &Pollable {
-        self.timer.get_or_insert_with(|| {
-            self.last_moved = Some(monotonic_clock::now());
-            monotonic_clock::subscribe_duration(self.idle_ns)
-        })
+        let idle_ns = self.idle_ns;
+        &self
+            .armed
+            .get_or_insert_with(|| (monotonic_clock::subscribe_duration(idle_ns), monotonic_clock::now()))
+            .0
     }
 
     /// Called when the timer fired: whether the pause has lasted the whole bound. If not, the
     /// timer is re-armed for the rest of it.
     fn expired(&mut self) -> bool {
-        let since = self.last_moved.unwrap_or(0);
-        let paused = monotonic_clock::now().saturating_sub(since);
+        let Some((timer, last_moved)) = &mut self.armed else {
+            return false;
+        };
+        let paused = monotonic_clock::now().saturating_sub(*last_moved);
         if paused >= self.idle_ns {
             return true;
         }
-        self.timer = Some(monotonic_clock::subscribe_duration(self.idle_ns - paused));
+        *timer = monotonic_clock::subscribe_duration(self.idle_ns - paused);
         false
     }
 }

@@ -109,6 +109,16 @@ pub fn spin_binary() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("the Spin CLI is missing: run ../shared/tools/spin/install (scripts/test does)"))
 }
 
+impl SpinOptions {
+    /// The shipped app, with Spin pinned to `core` (`taskset`), as the benchmarks run it.
+    pub fn pinned(core: &str) -> SpinOptions {
+        SpinOptions {
+            wrapper: vec!["taskset".into(), "-c".into(), core.into()],
+            ..SpinOptions::default()
+        }
+    }
+}
+
 impl SpinApp {
     pub fn start(options: &SpinOptions) -> Result<SpinApp> {
         let dir = tempfile::Builder::new().prefix("libra-spin-").tempdir()?;
@@ -307,6 +317,14 @@ pub fn write_small_app(
     let manifest = dir.join("spin.toml");
     std::fs::write(&manifest, text)?;
     Ok(manifest)
+}
+
+/// The cores of a benchmark: Spin's and its client's, from `BENCH_CORES=<spin>,<client>`
+/// (default `0,1`).
+pub fn bench_cores() -> Result<(String, String)> {
+    let cores = std::env::var("BENCH_CORES").unwrap_or_else(|_| "0,1".into());
+    let (spin, client) = cores.split_once(',').context("BENCH_CORES=<spin>,<client>")?;
+    Ok((spin.to_string(), client.to_string()))
 }
 
 /// Pins this process (a benchmark's client) to one core, as `taskset` pins Spin to the other.

@@ -26,7 +26,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use libra_test_host::postgres_server::TestPostgres;
-use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, write_small_app};
+use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::{project_root, wasm_path};
 
@@ -143,13 +143,6 @@ fn seed_file() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn pinned(spin_core: &str) -> SpinOptions {
-    SpinOptions {
-        wrapper: vec!["taskset".into(), "-c".into(), spin_core.into()],
-        ..SpinOptions::default()
-    }
-}
-
 /// A remote worker as a tenant deploys one: `hello` alone, on every path, at `listen`.
 fn remote_hello(spin_core: &str, listen: &str) -> Result<(SpinApp, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
@@ -157,7 +150,7 @@ fn remote_hello(spin_core: &str, listen: &str) -> Result<(SpinApp, tempfile::Tem
     let options = SpinOptions {
         manifest,
         listen: listen.parse()?,
-        ..pinned(spin_core)
+        ..SpinOptions::pinned(spin_core)
     };
     Ok((SpinApp::start(&options)?, dir))
 }
@@ -165,7 +158,7 @@ fn remote_hello(spin_core: &str, listen: &str) -> Result<(SpinApp, tempfile::Tem
 /// The dispatcher with `remote-hello` as a remote worker, deployed according to `postgres`, and
 /// the HTTP forwarder beside it: both reach `remote-hello.workers.test:<port>`.
 fn remote_front(spin_core: &str, remote_port: u16, postgres: &TestPostgres) -> Result<SpinApp> {
-    let mut options = pinned(spin_core);
+    let mut options = SpinOptions::pinned(spin_core);
     let remote_hosts = format!("http://*.workers.test:{remote_port}");
     for (name, value) in [
         (
@@ -220,7 +213,7 @@ fn from_bench_environment(options: &mut SpinOptions) {
 }
 
 fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
-    let mut options = pinned(spin_core);
+    let mut options = SpinOptions::pinned(spin_core);
     if std::env::var_os("BENCH_STATIC_PROVIDER").is_some() {
         let manifest: toml::Table = std::fs::read_to_string(project_root().join("spin.toml"))?.parse()?;
         let mut values = toml::Table::new();
@@ -310,8 +303,8 @@ fn main() -> Result<()> {
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4.0);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let cores = std::env::var("BENCH_CORES").unwrap_or_else(|_| "0,1".into());
-    let (spin_core, wrk_core) = cores.split_once(',').context("BENCH_CORES=<spin>,<wrk>")?;
+    let (spin_core, wrk_core) = bench_cores()?;
+    let (spin_core, wrk_core) = (spin_core.as_str(), wrk_core.as_str());
     let only = std::env::var("BENCH_ONLY").ok();
     let modes: Vec<Mode> = MODES
         .iter()

@@ -14,19 +14,12 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use libra_test_host::spin_cli::{SpinApp, SpinOptions, pin_this_process, write_small_app};
+use libra_test_host::spin_cli::{SpinApp, SpinOptions, bench_cores, pin_this_process, write_small_app};
 use libra_test_host::stats::median;
 use libra_test_host::wasm_path;
-
-fn pinned(core: &str) -> SpinOptions {
-    SpinOptions {
-        wrapper: vec!["taskset".into(), "-c".into(), core.into()],
-        ..SpinOptions::default()
-    }
-}
 
 /// One GET for `hello`'s page on a new connection; its latency in ms.
 async fn get_hello(app: &SpinApp, host: &str) -> Result<f64> {
@@ -60,12 +53,12 @@ fn one_start(runtime: &tokio::runtime::Runtime, options: &SpinOptions, host: &st
 
 fn main() -> Result<()> {
     let runs: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
-    let cores = std::env::var("BENCH_CORES").unwrap_or_else(|_| "0,1".into());
-    let (spin_core, client_core) = cores.split_once(',').context("BENCH_CORES=<spin>,<client>")?;
+    let (spin_core, client_core) = bench_cores()?;
+    let (spin_core, client_core) = (spin_core.as_str(), client_core.as_str());
     pin_this_process(client_core)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
-    let dispatcher = pinned(spin_core);
+    let dispatcher = SpinOptions::pinned(spin_core);
     let forwarder = SpinOptions {
         manifest: write_small_app(
             dir.path(),
@@ -78,7 +71,7 @@ fn main() -> Result<()> {
             &[("hello", &wasm_path("hello"))],
         )?,
         as_is: true,
-        ..pinned(spin_core)
+        ..SpinOptions::pinned(spin_core)
     };
     let apps = [
         ("dispatcher app", &dispatcher, "hello.localhost"),

@@ -14,11 +14,11 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper_util::rt::TokioIo;
-use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, pin_this_process, write_small_app};
+use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, bench_cores, pin_this_process, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::wasm_path;
 
@@ -36,16 +36,9 @@ struct Transfer {
     peak_growth_mib: f64,
 }
 
-fn pinned(core: &str) -> SpinOptions {
-    SpinOptions {
-        wrapper: vec!["taskset".into(), "-c".into(), core.into()],
-        ..SpinOptions::default()
-    }
-}
-
 /// The shipped app, with `faulty` in its namespace and a body cap above the bodies sent.
 fn dispatcher_app(core: &str, cap: u64) -> Result<SpinApp> {
-    let mut options = pinned(core);
+    let mut options = SpinOptions::pinned(core);
     options.extra_workers.push(ExtraWorker {
         id: "faulty".into(),
         wasm: wasm_path("faulty"),
@@ -73,7 +66,7 @@ fn forwarder_app(core: &str) -> Result<(SpinApp, tempfile::TempDir)> {
     let options = SpinOptions {
         manifest,
         as_is: true,
-        ..pinned(core)
+        ..SpinOptions::pinned(core)
     };
     Ok((SpinApp::start(&options)?, dir))
 }
@@ -142,8 +135,8 @@ fn main() -> Result<()> {
     let mib: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let bodies: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4);
-    let cores = std::env::var("BENCH_CORES").unwrap_or_else(|_| "0,1".into());
-    let (spin_core, client_core) = cores.split_once(',').context("BENCH_CORES=<spin>,<client>")?;
+    let (spin_core, client_core) = bench_cores()?;
+    let (spin_core, client_core) = (spin_core.as_str(), client_core.as_str());
 
     let dispatcher = dispatcher_app(spin_core, (mib as u64 + 1) << 20)?;
     let (forwarder, _dir) = forwarder_app(spin_core)?;
