@@ -37,8 +37,10 @@ pub fn run(
         Location::Local => {
             let _ = outgoing.set_scheme(Some(&Scheme::Http));
             let _ = outgoing.set_authority(Some(&[forward.worker.as_str(), ".spin.internal"].concat()));
-            // Spin applies no request options to a chained request; the timer below bounds it.
-            None
+            // Spin applies neither a connect nor a first-byte timeout to a chained request (the
+            // timer below bounds the answer), but it does wrap the response body in the
+            // between-bytes timer (`factor-outbound-http/src/wasi.rs` l.478-484).
+            Some(between_bytes_options(ctx))
         }
         Location::Remote(origin) => {
             let scheme = match origin.scheme {
@@ -88,6 +90,14 @@ fn remote_options(ctx: Context) -> RequestOptions {
         let _ = options.set_first_byte_timeout(Some(timeout_ns));
     }
     let _ = options.set_between_bytes_timeout(Some(milliseconds(config.idle_timeout_ms)));
+    options
+}
+
+/// A worker's response body may pause for at most `idle_timeout_ms`; Spin ends it with
+/// `connection-read-timeout` after that, so the response stream can wait on the worker alone.
+fn between_bytes_options(ctx: Context) -> RequestOptions {
+    let options = RequestOptions::new();
+    let _ = options.set_between_bytes_timeout(Some(milliseconds(ctx.config.idle_timeout_ms)));
     options
 }
 
@@ -442,38 +452,35 @@ fn stream_response(
     let idle_ns = milliseconds(ctx.config.idle_timeout_ms);
     // Made at the first wait and reused for every other; dropped before their streams.
     let (mut input_ready, mut output_ready): (Option<Pollable>, Option<Pollable>) = (None, None);
-    let mut idle = IdleTimer::new(idle_ns);
-    // Whether the last splice moved bytes: then one that moves nothing means the worker has sent
-    // nothing new yet (the client just took a chunk), and the wait is for the worker without
-    // asking the client's side first: one host call fewer per chunk (`scripts/bench stream`).
-    // If the client's side was full after all, the next splice moves nothing again and asks.
-    let mut moved = false;
+    // Bounds the client's side only: a worker that pauses too long is ended by Spin's
+    // between-bytes timer (set on the request), which turns its body into an error.
+    let mut client_idle = IdleTimer::new(idle_ns);
     let ended = loop {
         match output.splice(&input, CHUNK) {
-            Ok(0) => {
-                let client_full = !moved && matches!(output.check_write(), Ok(0));
-                moved = false;
-                let ready = if client_full {
-                    output_ready.get_or_insert_with(|| output.subscribe())
-                } else {
-                    input_ready.get_or_insert_with(|| input.subscribe())
-                };
-                if poll(&[ready, idle.pollable()]) == [1] && idle.expired() {
-                    break if client_full {
-                        Streamed::ClientStalled
-                    } else {
-                        Streamed::WorkerStalled
-                    };
+            // Moved a chunk, or the worker has nothing new: wait for the worker alone. One host
+            // call per chunk besides the splice, with no timer to arm (`scripts/bench stream`).
+            // If the client's side was full instead, the next splice moves nothing and asks.
+            Ok(moved) if moved > 0 || !matches!(output.check_write(), Ok(0)) => {
+                if moved > 0 {
+                    client_idle.moved();
                 }
+                input_ready.get_or_insert_with(|| input.subscribe()).block();
             }
             Ok(_) => {
-                idle.moved();
-                moved = true;
+                let ready = output_ready.get_or_insert_with(|| output.subscribe());
+                if poll(&[ready, client_idle.pollable()]) == [1] && client_idle.expired() {
+                    break Streamed::ClientStalled;
+                }
             }
             Err(StreamError::Closed) => break Streamed::Complete,
-            // The worker failed mid-body: the client must see a cut-off response, not a
-            // complete-looking one, so the body is dropped unfinished.
-            Err(StreamError::LastOperationFailed(_)) => break Streamed::WorkerFailed,
+            // The worker failed or paused too long mid-body: the client must see a cut-off
+            // response, not a complete-looking one, so the body is dropped unfinished.
+            Err(StreamError::LastOperationFailed(error)) => {
+                break match wasi::http::types::http_error_code(&error) {
+                    Some(ErrorCode::ConnectionReadTimeout) => Streamed::WorkerStalled,
+                    _ => Streamed::WorkerFailed,
+                };
+            }
         }
     };
     drop((input_ready, output_ready));

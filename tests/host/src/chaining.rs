@@ -122,7 +122,7 @@ impl WasiHttpHooks for Hooks {
             }
             let response = app.clone().serve(&id, "/...", request, CHAINED_CLIENT_ADDR).await;
             Ok((
-                response,
+                response.map(|body| crate::outbound::between_bytes(body, options)),
                 Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })

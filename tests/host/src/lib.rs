@@ -273,6 +273,7 @@ impl App {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        outbound::add_http_error_code(&mut linker)?;
         bindings::add_to_linker(&mut linker)?;
 
         let mut sources: Vec<(String, PathBuf, manifest::Component)> = manifest

@@ -71,7 +71,6 @@ pub async fn send(
     let port = uri.port_u16().unwrap_or(80);
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
     let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_TIMEOUT);
-    let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout).unwrap_or(DEFAULT_TIMEOUT);
 
     // Spin's first-byte timer wraps everything up to the response head, connecting included.
     let exchange = async move {
@@ -115,12 +114,8 @@ pub async fn send(
         .await
         .map_err(|_| Error::ConnectionReadTimeout)??;
     Ok(response.map(|body| {
-        BetweenBytes {
-            body,
-            limit: between_bytes_timeout,
-            timer: Box::pin(tokio::time::sleep(between_bytes_timeout)),
-        }
-        .boxed_unsync()
+        let body = body.map_err(|_| Error::HttpProtocolError).boxed_unsync();
+        between_bytes(body, options)
     }))
 }
 
@@ -131,10 +126,26 @@ fn dns_error() -> Error {
     }
 }
 
-/// A response body that fails with `ConnectionReadTimeout` when no frame comes for `limit`.
+/// A response body that fails with `ConnectionReadTimeout` when no frame comes for `limit`, as
+/// Spin 4.0.2 wraps every response a component receives, chained ones included
+/// (`wasmtime-wasi-http` 44 `p2/body.rs` `BodyWithTimeout`; `factor-outbound-http/src/wasi.rs`
+/// l.478-484 gives a chained response the request's `between-bytes-timeout`).
+pub fn between_bytes(body: WasiBody, options: Option<RequestOptions>) -> WasiBody {
+    BetweenBytes {
+        body,
+        limit: options.and_then(|o| o.between_bytes_timeout).unwrap_or(DEFAULT_TIMEOUT),
+        restart: true,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+    }
+    .boxed_unsync()
+}
+
 struct BetweenBytes {
-    body: hyper::body::Incoming,
+    body: WasiBody,
     limit: Duration,
+    /// Set when a frame came: the pause is timed from the next poll, as in Spin, so a reader
+    /// that waits elsewhere (for a slow client) is not charged for its own pause.
+    restart: bool,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -146,19 +157,54 @@ impl http_body::Body for BetweenBytes {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Error>>> {
-        match Pin::new(&mut self.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + self.limit;
-                self.timer.as_mut().reset(deadline);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Err(Error::HttpProtocolError))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
+        if self.restart {
+            let deadline = tokio::time::Instant::now() + self.limit;
+            self.timer.as_mut().reset(deadline);
+            self.restart = false;
         }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+        }
+        let result = Pin::new(&mut self.body).poll_frame(cx);
+        self.restart = result.is_ready();
+        result
+    }
+}
+
+/// `wasi:http/types.http-error-code` as Spin 4.0.2 answers it. There (wasmtime-wasi-http 44) a
+/// body that fails mid-stream leaves its `error-code` in the stream error, so a component can
+/// tell a between-bytes timeout from other failures. wasmtime 48 leaves its own `Error` type
+/// there instead, and its `http-error-code` finds no code; this shadows it to find either.
+pub fn add_http_error_code<T: wasmtime_wasi_http::WasiHttpView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> anyhow::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+    linker.allow_shadowing(true);
+    linker.instance("wasi:http/types@0.2.12")?.func_wrap(
+        "http-error-code",
+        |mut store: wasmtime::StoreContextMut<'_, T>, (error,): (Resource<wasmtime::Error>,)| {
+            let error = store.data_mut().http().table.get(&error)?;
+            let code = match error.downcast_ref::<Error>() {
+                Some(error) => Some(p2_error_code(error)),
+                None => error.downcast_ref::<ErrorCode>().cloned(),
+            };
+            Ok((code,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The codes a failing body can carry in this host (`BetweenBytes`, hyper, a callee's trap).
+fn p2_error_code(error: &Error) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+    use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+    match error {
+        Error::ConnectionReadTimeout => ErrorCode::ConnectionReadTimeout,
+        Error::ConnectionTerminated => ErrorCode::ConnectionTerminated,
+        Error::HttpProtocolError => ErrorCode::HttpProtocolError,
+        Error::HttpResponseIncomplete => ErrorCode::HttpResponseIncomplete,
+        other => ErrorCode::InternalError(Some(format!("{other:?}"))),
     }
 }
 

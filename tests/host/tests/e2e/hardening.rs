@@ -283,6 +283,32 @@ async fn a_worker_that_stalls_mid_body_has_its_response_cut_short(host: HostKind
     assert_eq!(line[0]["worker"], "faulty");
 }
 
+on_both_hosts!(a_client_that_stops_reading_a_response_is_let_go);
+/// A client that asks for a large body and stops reading it, keeping the connection open, must
+/// not hold the dispatcher and the worker for ever: the response is cut after `idle_timeout_ms`
+/// without a byte taken.
+async fn a_client_that_stops_reading_a_response_is_let_go(host: HostKind) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = start(host, spec().variable("idle_timeout_ms", "400")).await;
+    let mut client = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    client
+        .write_all(b"GET /stream?bytes=1073741824 HTTP/1.1\r\nHost: faulty.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 64 * 1024];
+    let read = client.read(&mut head).await.unwrap();
+    assert!(
+        head[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..64])
+    );
+    // The client reads no more but stays connected: the buffers fill and the dispatcher waits.
+    let line = app.wait_for_log(|l| l["error"] == "client_stalled").await;
+    assert_eq!(line[0]["worker"], "faulty");
+    assert_eq!(line[0]["status"], 200);
+    drop(client);
+}
+
 on_both_hosts!(cheap_checks_cost_no_query_even_with_the_database_down);
 async fn cheap_checks_cost_no_query_even_with_the_database_down(host: HostKind) {
     let mut server = TestPostgres::start().expect("postgres starts");
