@@ -8,6 +8,9 @@
 //!   (l) the same forwarder linked with a 64 KiB stack, as the dispatcher is (the lean one),
 //!   (s) a spin-sdk forwarder (`#[http_component]`, `spin_sdk::http::send`), as tenants write,
 //!   (c) the dispatcher, by subdomain,
+//!   (n) the same dispatcher `.wasm` added again with no component variables, so it reads none
+//!       and every setting is its default: c/n is what Spin charges for its variable reads, n/l
+//!       the dispatcher's own work,
 //!   (d) the dispatcher, by custom domain from SQLite, the cache warm,
 //!   (e) the same with the cache off (a second app, idle while the others run),
 //!   (h) the dispatcher's own `/health`,
@@ -16,7 +19,8 @@
 //!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
-//! `BENCH_ONLY=a,l,c` picks modes; `BENCH_CORES=0,1` the cores for Spin and wrk;
+//! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
+//! dispatcher (to time a variant against the lean forwarder); `BENCH_CORES=0,1` the cores for Spin and wrk;
 //! `BENCH_VAR_<NAME>=value` sets a Spin variable of the apps with a dispatcher (as for the
 //! test-host bench); `BENCH_SPIN_ENV_<NAME>=value` puts `NAME=value` in their Spin process's
 //! environment (for example `BENCH_SPIN_ENV_SPIN_DISABLE_LOG_TO_TRACING=1`).
@@ -85,6 +89,13 @@ const MODES: &[Mode] = &[
         label: "(c) dispatcher, subdomain",
         host: "hello.localhost",
         path: "/",
+        serving: Serving::Main,
+    },
+    Mode {
+        key: 'n',
+        label: "(n) dispatcher, no variables defined",
+        host: "hello.localhost",
+        path: "/bench/dispatcher-unset",
         serving: Serving::Main,
     },
     Mode {
@@ -243,6 +254,16 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
             .public_routes
             .push((format!("/bench/{forwarder}/..."), forwarder.into()));
     }
+    // Mode (n): the dispatcher without component variables. Its outbound requests still make
+    // Spin resolve every app variable (the allowed-hosts check), as (c) and (l) do.
+    options.extra_workers.push(ExtraWorker {
+        id: "dispatcher-unset".into(),
+        wasm: std::env::var_os("BENCH_N_WASM").map_or_else(|| wasm_path("libra_dispatcher"), PathBuf::from),
+        allowed_outbound_hosts: vec!["http://*.spin.internal".into()],
+    });
+    options
+        .public_routes
+        .push(("/bench/dispatcher-unset/...".into(), "dispatcher-unset".into()));
     options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
     options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
     SpinApp::start(&options)
@@ -403,6 +424,8 @@ fn main() -> Result<()> {
         ('b', 'a', "b/a (chaining cost)", ""),
         ('c', 'b', "c/b (dispatcher vs forwarder)", ""),
         ('c', 'l', "c/l (dispatcher vs lean forwarder)", "   target >= 0.90"),
+        ('n', 'l', "n/l (no variables vs lean forwarder)", ""),
+        ('c', 'n', "c/n (variables read vs none)", ""),
         ('c', 's', "c/s (dispatcher vs spin-sdk forwarder)", ""),
         ('l', 's', "l/s (lean vs spin-sdk forwarder)", ""),
         ('d', 'c', "d/c (custom domain, cached)", "   target >= 0.95"),
