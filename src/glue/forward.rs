@@ -291,8 +291,6 @@ struct BodyPump {
     received: u64,
     max: u64,
     waiting: Waiting,
-    /// How long the client's trailers may take after its body.
-    idle_ns: u64,
 }
 
 impl BodyPump {
@@ -309,7 +307,6 @@ impl BodyPump {
             received: 0,
             max: config.max_body_bytes,
             waiting: Waiting::Input,
-            idle_ns: milliseconds(config.idle_timeout_ms),
         })
     }
 
@@ -371,7 +368,7 @@ impl BodyPump {
                     }
                     self.drop_streams();
                     // The client's trailers go on to the worker.
-                    let trailers = self.body_in.take().and_then(|body| trailers_of(body, self.idle_ns));
+                    let trailers = self.body_in.take().and_then(trailers_after_end);
                     if let Some(body_out) = self.body_out.take() {
                         let _ = OutgoingBody::finish(body_out, trailers);
                     }
@@ -455,6 +452,7 @@ fn stream_response(
     // Bounds the client's side only: a worker that pauses too long is ended by Spin's
     // between-bytes timer (set on the request), which turns its body into an error.
     let mut client_idle = IdleTimer::new(idle_ns);
+    let mut client_gone = false;
     let ended = loop {
         match output.splice(&input, CHUNK) {
             // Moved a chunk, or the worker has nothing new: wait for the worker alone. One host
@@ -472,7 +470,11 @@ fn stream_response(
                     break Streamed::ClientStalled;
                 }
             }
-            Err(StreamError::Closed) => break Streamed::Complete,
+            // The worker's body ended, or the client went away (its side is closed too).
+            Err(StreamError::Closed) => {
+                client_gone = output.check_write().is_err();
+                break Streamed::Complete;
+            }
             // The worker failed or paused too long mid-body: the client must see a cut-off
             // response, not a complete-looking one, so the body is dropped unfinished.
             Err(StreamError::LastOperationFailed(error)) => {
@@ -488,23 +490,20 @@ fn stream_response(
     drop(output);
     if let Streamed::Complete = ended {
         // The worker's trailers go on to the client (gRPC's status travels in them).
-        let trailers = trailers_of(body_in, idle_ns);
+        let trailers = if client_gone { None } else { trailers_after_end(body_in) };
         let _ = OutgoingBody::finish(body_out, trailers);
     }
     (status, ended)
 }
 
-/// The trailers that ended a body, if any came within `idle_ns`.
-fn trailers_of(body: IncomingBody, idle_ns: u64) -> Option<wasi::http::types::Fields> {
+/// The trailers of a body whose stream has reached its end. They are known by then (the
+/// stream's last frame was the trailers, or there were none), so the wait returns at once and
+/// needs no timer: two host calls fewer than racing one.
+fn trailers_after_end(body: IncomingBody) -> Option<wasi::http::types::Fields> {
     let future = IncomingBody::finish(body);
-    let ready = future.subscribe();
-    let timer = monotonic_clock::subscribe_duration(idle_ns);
-    if poll(&[&ready, &timer]).contains(&0) {
-        drop(ready);
-        return match future.get() {
-            Some(Ok(Ok(trailers))) => trailers,
-            _ => None,
-        };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(trailers))) => trailers,
+        _ => None,
     }
-    None
 }
