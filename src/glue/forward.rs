@@ -58,14 +58,17 @@ pub fn run(
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), request.consume()) else {
         return Err((response_out, DispatchError::WorkerFailed));
     };
+    super::phases::mark("request_built");
     let future = match outgoing_handler::handle(outgoing, options) {
         Ok(future) => future,
         Err(code) => return Err((response_out, failure(&code, forward, request_id))),
     };
+    super::phases::mark("sent");
     let response = match send_body_and_await_response(body_in, body_out, &future, forward, ctx) {
         Ok(response) => response,
         Err(error) => return Err((response_out, error)),
     };
+    super::phases::mark("answered");
     drop(future);
     let status = response.status();
     let headers = response.headers().entries();
@@ -438,6 +441,7 @@ fn stream_response(
         return (status, Streamed::Complete);
     };
     ResponseOutparam::set(response_out, Ok(outgoing));
+    super::phases::mark("head_out");
     if method == "HEAD" {
         // A response to HEAD has no content, whatever the worker wrote (RFC 9110, 9.3.2).
         let _ = OutgoingBody::finish(body_out, None);
@@ -485,6 +489,7 @@ fn stream_response(
             }
         }
     };
+    super::phases::mark("streamed");
     drop((input_ready, output_ready));
     drop(input);
     drop(output);
@@ -493,6 +498,7 @@ fn stream_response(
         let trailers = if client_gone { None } else { trailers_after_end(body_in) };
         let _ = OutgoingBody::finish(body_out, trailers);
     }
+    super::phases::mark("finished");
     (status, ended)
 }
 

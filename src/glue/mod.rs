@@ -4,6 +4,7 @@
 mod forward;
 mod io;
 mod lookups;
+mod phases;
 mod settings;
 
 use wasi::exports::http::incoming_handler::Guest;
@@ -47,13 +48,17 @@ wasi::http::proxy::export!(Dispatcher);
 impl Guest for Dispatcher {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let started = wasi::clocks::monotonic_clock::now();
+        phases::mark("start");
         let head = io::request_head(&request);
+        phases::mark("head");
         let request_id = request_id::from_client(&head.headers).unwrap_or_else(|| {
             let bytes: [u8; 16] = wasi::random::random::get_random_bytes(16).try_into().unwrap_or([0; 16]);
             request_id::generate(bytes)
         });
 
+        phases::mark("request_id");
         let config = settings::routing(&request_id);
+        phases::mark("settings");
         let (served, decision) = match &config {
             Ok(config) => {
                 let ctx = Context {
@@ -62,6 +67,7 @@ impl Guest for Dispatcher {
                     config,
                 };
                 let mut decision = pipeline::decide(ctx);
+                phases::mark("decide");
                 (serve(request, response_out, ctx, &mut decision), Some(decision))
             }
             Err(error) => {
@@ -76,6 +82,7 @@ impl Guest for Dispatcher {
             }
         };
 
+        phases::mark("served");
         let level = access_log::level_for(served.status);
         let threshold = config.as_ref().map_or(crate::config::LogLevel::Info, |c| c.log_level);
         if level >= threshold {
@@ -96,6 +103,10 @@ impl Guest for Dispatcher {
                 error: served.error,
             };
             write_log_line(line.to_line());
+            phases::mark("logged");
+        }
+        if let Some(line) = phases::take_line() {
+            write_log_line(line);
         }
     }
 }
