@@ -407,9 +407,10 @@ pub enum Streamed {
     Complete,
     /// The worker failed mid-body: the body was cut short.
     WorkerFailed,
-    /// Neither the worker nor the client moved a byte for `idle_timeout_ms`: the body was cut
-    /// short (a complete-looking body would be a lie).
+    /// The worker's body paused for longer than `idle_timeout_ms` (the host's between-bytes
+    /// timeout ended it): the body was cut short (a complete-looking body would be a lie).
     WorkerStalled,
+    /// The client's side stayed full for `idle_timeout_ms`: it stopped reading.
     ClientStalled,
 }
 
