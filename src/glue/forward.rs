@@ -460,19 +460,22 @@ fn stream_response(
     let mut client_gone = false;
     let ended = loop {
         match output.splice(&input, CHUNK) {
-            // Moved a chunk, or the worker has nothing new: wait for the worker alone. One host
-            // call per chunk besides the splice, with no timer to arm (`scripts/bench stream`).
-            // If the client's side was full instead, the next splice moves nothing and asks.
-            Ok(moved) if moved > 0 || !matches!(output.check_write(), Ok(0)) => {
-                if moved > 0 {
-                    client_idle.moved();
-                }
-                input_ready.get_or_insert_with(|| input.subscribe()).block();
-            }
-            Ok(_) => {
-                let ready = output_ready.get_or_insert_with(|| output.subscribe());
-                if poll(&[ready, client_idle.pollable()]) == [1] && client_idle.expired() {
-                    break Streamed::ClientStalled;
+            Ok(moved) => {
+                if moved == 0 && matches!(output.check_write(), Ok(0)) {
+                    // The client's side is full: wait for room, but not for ever.
+                    let ready = output_ready.get_or_insert_with(|| output.subscribe());
+                    if poll(&[ready, client_idle.pollable()]) == [1] && client_idle.expired() {
+                        break Streamed::ClientStalled;
+                    }
+                } else {
+                    // Moved a chunk, or the worker has nothing new: wait for the worker alone.
+                    // One host call per chunk besides the splice, with no timer to arm
+                    // (`scripts/bench stream`). If the client's side was full instead, the next
+                    // splice moves nothing and asks.
+                    if moved > 0 {
+                        client_idle.moved();
+                    }
+                    input_ready.get_or_insert_with(|| input.subscribe()).block();
                 }
             }
             // The worker's body ended, or the client went away (its side is closed too).

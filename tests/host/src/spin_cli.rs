@@ -52,6 +52,9 @@ pub struct SpinOptions {
     pub args: Vec<String>,
     /// Public routes added to components: `(route, component id)`, e.g. `("/direct/...", "hello")`.
     pub public_routes: Vec<(String, String)>,
+    /// Components of `manifest` run from another `.wasm`: `(component id, file)`, e.g. a
+    /// benchmark build of the dispatcher.
+    pub sources: Vec<(String, PathBuf)>,
     /// A command that runs Spin, such as `taskset -c 0` (it must exec Spin in its own process).
     pub wrapper: Vec<String>,
     /// Run `manifest` as it is, from its own directory (its relative sources and build commands
@@ -78,6 +81,7 @@ impl Default for SpinOptions {
             env: Vec::new(),
             args: Vec::new(),
             public_routes: Vec::new(),
+            sources: Vec::new(),
             wrapper: Vec::new(),
             hosts: Vec::new(),
             as_is: false,
@@ -319,6 +323,28 @@ pub fn write_small_app(
     Ok(manifest)
 }
 
+/// Runs `wrk` pinned to `core` against `url` with `Host: host`, and gives its report. Fails if
+/// wrk does, or if any answer was not 2xx/3xx or any socket failed: a benchmark of errors would
+/// time the wrong thing.
+pub fn wrk(core: &str, url: &str, host: &str, seconds: f64, concurrency: usize) -> Result<String> {
+    let output = Command::new("taskset")
+        .args(["-c", core, "wrk", "-t1", "--latency"])
+        .arg(format!("-c{concurrency}"))
+        .arg(format!("-d{seconds}s"))
+        .args(["-H", &format!("Host: {host}")])
+        .arg(url)
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    }
+    if text.contains("Non-2xx or 3xx responses") || text.contains("Socket errors") {
+        bail!("{url} (Host: {host}): errors under load:\n{text}");
+    }
+    Ok(text)
+}
+
 /// The cores of a benchmark: Spin's and its client's, from `BENCH_CORES=<spin>,<client>`
 /// (default `0,1`).
 pub fn bench_cores() -> Result<(String, String)> {
@@ -353,12 +379,17 @@ pub fn test_manifest(options: &SpinOptions) -> Result<String> {
         .get_mut("component")
         .and_then(toml::Value::as_table_mut)
         .context("the manifest has no components")?;
-    for (_, component) in components.iter_mut() {
+    for (id, component) in components.iter_mut() {
         let component = component.as_table_mut().context("a component is a table")?;
         component.remove("build");
-        if let Some(source) = component.get("source").and_then(toml::Value::as_str) {
-            let absolute = base.join(source);
-            component.insert("source".into(), absolute.display().to_string().into());
+        let replaced = options.sources.iter().find(|(replaced, _)| replaced == id);
+        let source = match (replaced, component.get("source").and_then(toml::Value::as_str)) {
+            (Some((_, wasm)), _) => Some(wasm.clone()),
+            (None, Some(source)) => Some(base.join(source)),
+            (None, None) => None,
+        };
+        if let Some(source) = source {
+            component.insert("source".into(), source.display().to_string().into());
         }
     }
     for worker in &options.extra_workers {

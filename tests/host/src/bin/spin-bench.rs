@@ -30,7 +30,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use libra_test_host::postgres_server::TestPostgres;
-use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
+use libra_test_host::spin_cli::{self, ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
 use libra_test_host::{project_root, wasm_path};
 
@@ -271,21 +271,8 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
 
 fn wrk(core: &str, app: &SpinApp, mode: &Mode, remote_port: u16, seconds: f64, concurrency: usize) -> Result<Sample> {
     let host = mode.host.replace("{port}", &remote_port.to_string());
-    let output = Command::new("taskset")
-        .args(["-c", core, "wrk", "-t1", "--latency"])
-        .arg(format!("-c{concurrency}"))
-        .arg(format!("-d{seconds}s"))
-        .args(["-H", &format!("Host: {host}")])
-        .arg(format!("{}{}", app.url(), mode.path))
-        .output()
-        .context("running wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
-    }
-    if text.contains("Non-2xx or 3xx responses") || text.contains("Socket errors") {
-        bail!("{}: errors under load:\n{text}", mode.label);
-    }
+    let url = format!("{}{}", app.url(), mode.path);
+    let text = spin_cli::wrk(core, &url, &host, seconds, concurrency).with_context(|| mode.label)?;
     let field = |prefix: &str| -> Result<&str> {
         text.lines()
             .find_map(|line| line.trim().strip_prefix(prefix))

@@ -11,62 +11,27 @@
 //! Usage: spin-phases <dispatcher.wasm> [seconds] [rounds]   (defaults 5 3)
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use libra_test_host::project_root;
-use libra_test_host::spin_cli::{SpinApp, SpinOptions, bench_cores};
+use libra_test_host::spin_cli::{self, SpinApp, SpinOptions, bench_cores};
 use libra_test_host::stats::median;
-
-/// The shipped manifest with every source made absolute and the dispatcher's replaced (edited
-/// as text: Spin reads the file, so it stays as written).
-fn manifest(dir: &std::path::Path, dispatcher: &std::path::Path) -> Result<PathBuf> {
-    let root = project_root();
-    let shipped = std::fs::read_to_string(root.join("spin.toml"))?;
-    let dispatcher_source = "source = \"target/wasm32-wasip2/release/libra_dispatcher.wasm\"";
-    if !shipped.contains(dispatcher_source) {
-        bail!("spin.toml no longer has `{dispatcher_source}`");
-    }
-    let text = shipped
-        .replace(
-            dispatcher_source,
-            &format!("source = {:?}", dispatcher.display().to_string()),
-        )
-        .replace("source = \"target/", &format!("source = \"{}/target/", root.display()));
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let wasm = PathBuf::from(
+    let wasm = std::path::absolute(PathBuf::from(
         args.first()
             .context("usage: spin-phases <dispatcher.wasm> [seconds] [rounds]")?,
-    );
+    ))?;
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let (spin_core, wrk_core) = bench_cores()?;
-    let dir = tempfile::tempdir()?;
     let options = SpinOptions {
-        manifest: manifest(dir.path(), &wasm)?,
-        as_is: true,
+        sources: vec![("dispatcher".into(), wasm)],
         ..SpinOptions::pinned(&spin_core)
     };
     let app = SpinApp::start(&options)?;
-    let wrk = |seconds: u64| -> Result<()> {
-        let status = Command::new("taskset")
-            .args(["-c", &wrk_core, "wrk", "-t1", "-c1", &format!("-d{seconds}s")])
-            .args(["-H", "Host: hello.localhost"])
-            .arg(format!("http://{}/", app.addr))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .context("running wrk (apt-get install wrk)")?;
-        if !status.success() {
-            bail!("wrk failed");
-        }
-        Ok(())
-    };
+    let url = format!("http://{}/", app.addr);
+    let wrk = |seconds: u64| spin_cli::wrk(&wrk_core, &url, "hello.localhost", seconds as f64, 1);
     wrk(1)?;
     let warm = app.stdout("dispatcher").lines().count();
     for _ in 0..rounds {
