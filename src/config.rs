@@ -6,6 +6,9 @@
 //! read it. Secrets are read on their own, only where used.
 //!
 //! - [`ROUTING`]: what every request needs (classify, route, admit, log);
+//! - `max_body_bytes` and `max_loop_count`, each on its own ([`Limit`]): read only by a request
+//!   that declares a body length or sends body bytes, or that already carries this
+//!   dispatcher's `CDN-Loop` token. A bodyless request that does not loop reads neither;
 //! - `namespace`, on its own: the prefix of every cache key, read by a request that looks in
 //!   the cache (a custom domain, a remote worker);
 //! - [`REMOTE`]: where remote workers are and who says which are deployed, read for a worker
@@ -54,9 +57,7 @@ pub const ROUTING: &[&str] = &[
     "dispatcher_hosts",
     "reserved_names",
     "workers",
-    "max_body_bytes",
     "upstream_timeout_ms",
-    "max_loop_count",
     "log_level",
     "idle_timeout_ms",
 ];
@@ -131,14 +132,11 @@ pub struct Config {
     /// name is in it, which is a scan of this text: a namespace of thousands of workers costs
     /// no parsing or allocation per request. [`Config::workers`] validates the whole list.
     workers: String,
-    pub max_body_bytes: u64,
     /// How long a worker has to answer once the request body is in.
     pub upstream_timeout_ms: u64,
     /// The longest pause in either body stream: the client's upload, the worker's download.
     pub idle_timeout_ms: u64,
     pub log_level: LogLevel,
-    /// How many times a request may already carry this dispatcher's `CDN-Loop` token.
-    pub max_loop_count: usize,
 }
 
 /// Where remote workers are reached, and who says which ones are deployed.
@@ -186,10 +184,6 @@ impl Config {
             NO_LOCAL_WORKERS => String::new(),
             listed => listed.to_string(),
         };
-        let max_body_bytes = get("max_body_bytes")
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| fail("max_body_bytes", "not a whole number of bytes".into()))?;
         let upstream_timeout_ms = get("upstream_timeout_ms")
             .trim()
             .parse::<u64>()
@@ -214,20 +208,14 @@ impl Config {
             .ok()
             .filter(|ms| *ms > 0)
             .ok_or_else(|| fail("idle_timeout_ms", "not a positive whole number of milliseconds".into()))?;
-        let max_loop_count = get("max_loop_count")
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| fail("max_loop_count", "not a whole number".into()))?;
         Ok(Config {
             base_domain,
             dispatcher_hosts,
             reserved_names,
             workers,
-            max_body_bytes,
             upstream_timeout_ms,
             idle_timeout_ms,
             log_level,
-            max_loop_count,
         })
     }
 
@@ -362,6 +350,43 @@ impl MissSettings {
     }
 }
 
+/// A limit read on its own, only by the requests it can refuse (see the module's note).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_body_bytes`: the largest request body a worker receives.
+    MaxBodyBytes,
+    /// `max_loop_count`: how many times a request may already carry this dispatcher's
+    /// `CDN-Loop` token.
+    MaxLoopCount,
+}
+
+impl Limit {
+    /// The variable's name, in `spin.toml` and in [`VARIABLES`].
+    pub fn variable(self) -> &'static str {
+        match self {
+            Limit::MaxBodyBytes => "max_body_bytes",
+            Limit::MaxLoopCount => "max_loop_count",
+        }
+    }
+
+    /// The limit from its variable (`None`: not defined, its default).
+    pub fn parse(self, value: Option<String>) -> Result<u64, ConfigError> {
+        let name = self.variable();
+        let problem = match self {
+            Limit::MaxBodyBytes => "not a whole number of bytes",
+            Limit::MaxLoopCount => "not a whole number",
+        };
+        value
+            .unwrap_or_else(|| default_of(name).to_string())
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError {
+                variable: name,
+                problem: problem.into(),
+            })
+    }
+}
+
 /// The default of a variable in [`VARIABLES`] (empty for an unknown name).
 pub fn default_of(name: &str) -> &'static str {
     VARIABLES
@@ -406,7 +431,8 @@ mod tests {
         assert!(config.is_dispatcher_host("localhost"));
         assert!(config.is_dispatcher_host("127.0.0.1"));
         assert!(!config.is_dispatcher_host("hello.localhost"));
-        assert_eq!(config.max_body_bytes, 10_485_760);
+        assert_eq!(Limit::MaxBodyBytes.parse(None), Ok(10_485_760));
+        assert_eq!(Limit::MaxLoopCount.parse(None), Ok(1));
         assert_eq!(config.upstream_timeout_ms, 30_000);
         assert_eq!(config.log_level, LogLevel::Info);
     }
@@ -460,13 +486,13 @@ mod tests {
 
     #[test]
     fn bundles_split_into_their_variables() {
-        let value = ["libra.sh", "", "", "a,b", "10", "20", "1", "warn", "30"].join(&SEPARATOR.to_string());
+        let value = ["libra.sh", "", "", "a,b", "20", "warn", "30"].join(&SEPARATOR.to_string());
         let get = unbundle("routing", &value, ROUTING).unwrap();
         assert_eq!(get("base_domain").as_deref(), Some("libra.sh"));
         assert_eq!(get("workers").as_deref(), Some("a,b"));
         assert_eq!(get("namespace"), None);
         let config = Config::from_lookup(get).unwrap();
-        assert_eq!((config.max_body_bytes, config.log_level), (10, LogLevel::Warn));
+        assert_eq!((config.upstream_timeout_ms, config.log_level), (20, LogLevel::Warn));
         // A value containing the separator shifts the others: refused, never misread.
         let shifted = format!("libra.sh{SEPARATOR}x{SEPARATOR}{value}");
         assert_eq!(
@@ -482,9 +508,14 @@ mod tests {
     #[test]
     fn names_the_variable_that_is_wrong() {
         assert_eq!(
-            config(&[("max_body_bytes", "10MB")]).unwrap_err().variable,
+            Limit::MaxBodyBytes.parse(Some("10MB".into())).unwrap_err().variable,
             "max_body_bytes"
         );
+        assert_eq!(
+            Limit::MaxLoopCount.parse(Some("-1".into())).unwrap_err().variable,
+            "max_loop_count"
+        );
+        assert_eq!(Limit::MaxLoopCount.parse(Some(" 0 ".into())), Ok(0));
         assert_eq!(
             config(&[("upstream_timeout_ms", "0")]).unwrap_err().variable,
             "upstream_timeout_ms"

@@ -12,10 +12,10 @@ use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use super::{Failure, io};
-use crate::config::Config;
+use crate::config::Limit;
 use crate::error::DispatchError;
 use crate::pipeline::namespace::Location;
-use crate::pipeline::{Context, Forward, downstream};
+use crate::pipeline::{Context, Forward, Limits, downstream};
 
 /// The most one `splice` moves. Bytes never enter the guest, so this only sets how many rounds
 /// of the pump a body takes: at 64 KiB the dispatcher uploaded at 0.80 of the forwarder's rate,
@@ -29,6 +29,7 @@ pub fn run(
     response_out: ResponseOutparam,
     forward: &Forward,
     ctx: Context,
+    limits: &impl Limits,
 ) -> Result<(u16, Streamed), Failure> {
     let (method, request_id) = (&ctx.head.method, ctx.request_id);
     let outgoing = OutgoingRequest::new(io::fields(&forward.headers));
@@ -64,7 +65,7 @@ pub fn run(
         Err(code) => return Err((response_out, failure(&code, forward, request_id))),
     };
     super::phases::mark("sent");
-    let response = match send_body_and_await_response(body_in, body_out, &future, forward, ctx) {
+    let response = match send_body_and_await_response(body_in, body_out, &future, forward, ctx, limits) {
         Ok(response) => response,
         Err(error) => return Err((response_out, error)),
     };
@@ -155,10 +156,11 @@ fn send_body_and_await_response(
     future: &FutureIncomingResponse,
     forward: &Forward,
     ctx: Context,
+    limits: &impl Limits,
 ) -> Result<IncomingResponse, DispatchError> {
     let config = ctx.config;
     let response_ready = future.subscribe();
-    let mut pump = Some(BodyPump::new(body_in, body_out, config)?);
+    let mut pump = Some(BodyPump::new(body_in, body_out, limits)?);
     let mut idle = IdleTimer::new(milliseconds(config.idle_timeout_ms));
     let mut answer_deadline: Option<Pollable> = None;
     loop {
@@ -283,7 +285,11 @@ enum Waiting {
 /// Copies the client's body to the worker, counting bytes against the cap. The bytes move
 /// host-side (`splice`), so the guest never holds or even allocates a chunk. Field order matters:
 /// a pollable must be dropped before its stream, and a stream before the body it belongs to.
-struct BodyPump {
+///
+/// The cap is read when the first byte arrives (a declared length has read it already), so a
+/// bodyless request never reads it. Until then the pump moves one byte at a time: as with a cap
+/// known from the start, at most one byte past it reaches the worker, in a body then cut off.
+struct BodyPump<'a, L: Limits> {
     /// The streams' pollables, made once and reused for every wait.
     input_ready: Option<Pollable>,
     output_ready: Option<Pollable>,
@@ -292,12 +298,14 @@ struct BodyPump {
     body_in: Option<IncomingBody>,
     body_out: Option<OutgoingBody>,
     received: u64,
-    max: u64,
+    /// `None` until the first byte arrives.
+    max: Option<u64>,
+    limits: &'a L,
     waiting: Waiting,
 }
 
-impl BodyPump {
-    fn new(body_in: IncomingBody, body_out: OutgoingBody, config: &Config) -> Result<BodyPump, DispatchError> {
+impl<'a, L: Limits> BodyPump<'a, L> {
+    fn new(body_in: IncomingBody, body_out: OutgoingBody, limits: &'a L) -> Result<BodyPump<'a, L>, DispatchError> {
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
         Ok(BodyPump {
@@ -308,7 +316,8 @@ impl BodyPump {
             body_in: Some(body_in),
             body_out: Some(body_out),
             received: 0,
-            max: config.max_body_bytes,
+            max: None,
+            limits,
             waiting: Waiting::Input,
         })
     }
@@ -339,7 +348,10 @@ impl BodyPump {
             let output = self.output.as_ref().expect("present until finished");
             let input = self.input.as_ref().expect("present until finished");
             // One byte past the cap is enough to know the body is too large.
-            let budget = (self.max - self.received).saturating_add(1).min(CHUNK);
+            let budget = match self.max {
+                Some(max) => (max - self.received).saturating_add(1).min(CHUNK),
+                None => 1,
+            };
             match output.splice(input, budget) {
                 Ok(0) if moved_any => {
                     // The client has sent nothing new since the bytes just moved: wait for it
@@ -360,8 +372,12 @@ impl BodyPump {
                 Ok(moved) => {
                     moved_any = true;
                     self.received += moved;
-                    if self.received > self.max {
-                        return Err(DispatchError::PayloadTooLarge { limit: self.max });
+                    let max = match self.max {
+                        Some(max) => max,
+                        None => *self.max.insert(self.limits.get(Limit::MaxBodyBytes)?),
+                    };
+                    if self.received > max {
+                        return Err(DispatchError::PayloadTooLarge { limit: max });
                     }
                 }
                 // `Closed` is the client's end of body, or the worker no longer reading.

@@ -131,7 +131,8 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
         },
         Ok(Step::Forward(pending)) => {
             let host = decision.host.as_ref().expect("a forwarded request has a host");
-            match locate(ctx, &host.name, pending) {
+            let limits = settings::Limits::new(ctx.request_id);
+            match pipeline::admit_limits(pending, &limits).and_then(|()| locate(ctx, &host.name, pending)) {
                 Ok((worker, location)) => {
                     decision.worker = Some(worker.clone());
                     let label = match location {
@@ -139,7 +140,7 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
                         Location::Remote(_) => "remote",
                     };
                     let forward = pipeline::prepare_forward(ctx, host, worker, location, pending.clone());
-                    match forward::run(request, response_out, &forward, ctx) {
+                    match forward::run(request, response_out, &forward, ctx, &limits) {
                         // A body cut short after the status went out: logged, nothing else to do.
                         Ok((status, streamed)) => {
                             return Served {

@@ -7,7 +7,7 @@
 use spin_sdk::wit::wasi::config::store;
 
 use super::{io, write_log_line};
-use crate::config::{self, Config, ConfigError, LookupConfig, MissSettings, Remote};
+use crate::config::{self, Config, ConfigError, Limit, LookupConfig, MissSettings, Remote};
 use crate::error::DispatchError;
 
 /// One component variable of the dispatcher: `Ok(None)` when the host does not define it,
@@ -73,6 +73,41 @@ pub fn remote(request_id: &str, config: &Config) -> Result<Result<Option<Remote>
 pub fn misses(request_id: &str) -> Result<MissSettings, DispatchError> {
     let values = bundle(request_id, "database", config::DATABASE)?;
     MissSettings::from_lookup(lookup_in(&values)).map_err(|problem| invalid(request_id, &problem))
+}
+
+/// The limits of one request, each read from its variable the first time the request needs it
+/// and kept for the rest of the request.
+pub struct Limits<'a> {
+    request_id: &'a str,
+    max_body_bytes: std::cell::Cell<Option<u64>>,
+    max_loop_count: std::cell::Cell<Option<u64>>,
+}
+
+impl<'a> Limits<'a> {
+    pub fn new(request_id: &'a str) -> Limits<'a> {
+        Limits {
+            request_id,
+            max_body_bytes: Default::default(),
+            max_loop_count: Default::default(),
+        }
+    }
+}
+
+impl crate::pipeline::Limits for Limits<'_> {
+    fn get(&self, limit: Limit) -> Result<u64, DispatchError> {
+        let kept = match limit {
+            Limit::MaxBodyBytes => &self.max_body_bytes,
+            Limit::MaxLoopCount => &self.max_loop_count,
+        };
+        if let Some(value) = kept.get() {
+            return Ok(value);
+        }
+        let value = limit
+            .parse(read(self.request_id, limit.variable())?)
+            .map_err(|problem| invalid(self.request_id, &problem))?;
+        kept.set(Some(value));
+        Ok(value)
+    }
 }
 
 /// Everything custom domains and remote workers need, for the endpoints that describe it.

@@ -79,16 +79,17 @@ pub fn check_forwardable_method(method: &str) -> Result<(), DispatchError> {
 /// Refuses a request that has already passed through this dispatcher more than `max` times
 /// (RFC 8586 `CDN-Loop`): a remote worker, or a template, that sends requests back into the
 /// platform would otherwise make them circle until something times out.
-pub fn check_loop(headers: &Headers, max: usize) -> Result<(), DispatchError> {
-    if crate::remote::loop_count(headers) > max {
+pub fn check_loop(loops: usize, max: u64) -> Result<(), DispatchError> {
+    if u64::try_from(loops).unwrap_or(u64::MAX) > max {
         return Err(DispatchError::LoopDetected);
     }
     Ok(())
 }
 
-/// Refuses a declared body over the cap before forwarding anything. A body without a length is
-/// counted while it streams instead (see the forwarding loop).
-pub fn check_declared_length(headers: &Headers, max_body_bytes: u64) -> Result<Option<u64>, DispatchError> {
+/// The body length a request declares, checked: a length that is not one whole number (or two
+/// that disagree) is refused before anything else is read. A body without a length is counted
+/// while it streams instead (see the forwarding loop).
+pub fn declared_length(headers: &Headers) -> Result<Option<u64>, DispatchError> {
     let mut declared: Option<u64> = None;
     for (_, value) in headers
         .iter()
@@ -106,10 +107,15 @@ pub fn check_declared_length(headers: &Headers, max_body_bytes: u64) -> Result<O
         }
         declared = Some(length);
     }
-    match declared {
-        Some(length) if length > max_body_bytes => Err(DispatchError::PayloadTooLarge { limit: max_body_bytes }),
-        other => Ok(other),
+    Ok(declared)
+}
+
+/// Refuses a declared body over the cap before forwarding anything.
+pub fn check_length(declared: u64, max_body_bytes: u64) -> Result<(), DispatchError> {
+    if declared > max_body_bytes {
+        return Err(DispatchError::PayloadTooLarge { limit: max_body_bytes });
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -170,25 +176,28 @@ mod tests {
 
     #[test]
     fn declared_length_over_the_cap_is_refused() {
-        assert_eq!(check_declared_length(&headers(&[]), 10), Ok(None));
-        assert_eq!(
-            check_declared_length(&headers(&[("content-length", "10")]), 10),
-            Ok(Some(10))
-        );
-        assert_eq!(
-            check_declared_length(&headers(&[("Content-Length", "11")]), 10),
-            Err(DispatchError::PayloadTooLarge { limit: 10 })
-        );
+        assert_eq!(declared_length(&headers(&[])), Ok(None));
+        assert_eq!(declared_length(&headers(&[("content-length", "10")])), Ok(Some(10)));
+        assert_eq!(declared_length(&headers(&[("Content-Length", " 11 ")])), Ok(Some(11)));
+        assert_eq!(check_length(10, 10), Ok(()));
+        assert_eq!(check_length(11, 10), Err(DispatchError::PayloadTooLarge { limit: 10 }));
         for bad in ["", "-1", "1e3", "0x10", "99999999999999999999999"] {
             assert_eq!(
-                check_declared_length(&headers(&[("content-length", bad)]), 10),
+                declared_length(&headers(&[("content-length", bad)])),
                 Err(DispatchError::InvalidContentLength),
                 "{bad}"
             );
         }
         assert_eq!(
-            check_declared_length(&headers(&[("content-length", "1"), ("content-length", "2")]), 10),
+            declared_length(&headers(&[("content-length", "1"), ("content-length", "2")])),
             Err(DispatchError::InvalidContentLength)
         );
+    }
+
+    #[test]
+    fn a_loop_is_refused_past_the_count() {
+        assert_eq!(check_loop(0, 0), Ok(()));
+        assert_eq!(check_loop(1, 1), Ok(()));
+        assert_eq!(check_loop(2, 1), Err(DispatchError::LoopDetected));
     }
 }

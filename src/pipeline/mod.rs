@@ -2,12 +2,14 @@
 //!
 //! 1. [`host`] classify the host (dispatcher, tenant subdomain, custom domain);
 //! 2. [`route`] resolve the worker or the dispatcher endpoint;
-//! 3. [`admit`] check methods, limits and loops;
+//! 3. [`admit`] check methods, limits and loops (a limit is read only by a request it can
+//!    refuse: [`admit_limits`]);
 //! 4. [`namespace`] locate the worker: a component of this app, or a remote one;
 //! 5. [`upstream`] build the request the worker receives;
 //! 6. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
-//! Phases 1 to 3 run in [`decide`] without I/O. A custom domain's worker, and whether a name is
+//! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the request
+//! needs (each a variable read, so most requests read none). A custom domain's worker, and whether a name is
 //! a deployed remote worker, may need a database; the glue asks it between 3 and 4 and then
 //! calls [`prepare_forward`] for 4 and 5.
 
@@ -20,7 +22,7 @@ pub mod route;
 pub mod upstream;
 pub mod worker_name;
 
-use crate::config::Config;
+use crate::config::{Config, Limit};
 use crate::error::DispatchError;
 use host::Host;
 use namespace::Location;
@@ -72,6 +74,16 @@ pub struct Pending {
     pub worker: Option<WorkerName>,
     pub kind: RouteKind,
     pub path_and_query: String,
+    /// The body length the request declares, if any.
+    pub declared_length: Option<u64>,
+    /// How many times the request has already passed through this dispatcher (`CDN-Loop`).
+    pub loops: usize,
+}
+
+/// Reads a limit when a request needs it: the glue reads its Spin variable (and keeps it for the
+/// rest of the request), tests give values.
+pub trait Limits {
+    fn get(&self, limit: Limit) -> Result<u64, DispatchError>;
 }
 
 /// A request ready to send to its worker.
@@ -126,6 +138,8 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
             worker: None,
             kind: RouteKind::CustomDomain,
             path_and_query: head.path_and_query.clone(),
+            declared_length: None,
+            loops: 0,
         },
         Resolution::Worker {
             worker,
@@ -135,15 +149,33 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
             worker: Some(worker),
             kind,
             path_and_query,
+            declared_length: None,
+            loops: 0,
         },
     };
     decision.route = Some(pending.kind);
     decision.worker = pending.worker.clone();
     // Cheap checks before any lookup: a refused request costs no query.
     admit::check_forwardable_method(&head.method)?;
-    admit::check_declared_length(&head.headers, ctx.config.max_body_bytes)?;
-    admit::check_loop(&head.headers, ctx.config.max_loop_count)?;
-    Ok(Step::Forward(pending))
+    Ok(Step::Forward(Pending {
+        declared_length: admit::declared_length(&head.headers)?,
+        loops: crate::remote::loop_count(&head.headers),
+        ..pending
+    }))
+}
+
+/// The rest of phase 3, before any lookup: the limits a forwarded request can break. Each is
+/// read only when it can refuse the request: `max_body_bytes` for a declared length (a body
+/// without one is counted as it streams), `max_loop_count` when the request already carries
+/// this dispatcher's `CDN-Loop` token.
+pub fn admit_limits(pending: &Pending, limits: &impl Limits) -> Result<(), DispatchError> {
+    if let Some(length) = pending.declared_length {
+        admit::check_length(length, limits.get(Limit::MaxBodyBytes)?)?;
+    }
+    if pending.loops > 0 {
+        admit::check_loop(pending.loops, limits.get(Limit::MaxLoopCount)?)?;
+    }
+    Ok(())
 }
 
 /// Phases 4 and 5 for a worker whose location is known: the headers it receives.
@@ -193,10 +225,34 @@ mod tests {
     fn config() -> Config {
         Config::from_lookup(|name| match name {
             "workers" => Some("hello,echo".into()),
-            "max_body_bytes" => Some("100".into()),
             _ => None,
         })
         .unwrap()
+    }
+
+    /// `max_body_bytes` 100, `max_loop_count` 1; counts the reads.
+    #[derive(Default)]
+    struct TestLimits {
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl Limits for TestLimits {
+        fn get(&self, limit: Limit) -> Result<u64, DispatchError> {
+            self.reads.set(self.reads.get() + 1);
+            Ok(match limit {
+                Limit::MaxBodyBytes => 100,
+                Limit::MaxLoopCount => 1,
+            })
+        }
+    }
+
+    /// Decides and admits the limits, as the glue does.
+    fn admitted(head: &RequestHead, limits: &TestLimits) -> Result<Pending, DispatchError> {
+        let Step::Forward(pending) = decide(head, "rid", &config()).outcome? else {
+            panic!("not a forward")
+        };
+        admit_limits(&pending, limits)?;
+        Ok(pending)
     }
 
     fn decide(head: &RequestHead, request_id: &str, config: &Config) -> Decision {
@@ -310,14 +366,25 @@ mod tests {
 
     #[test]
     fn limits_apply_before_forwarding() {
-        let too_big = decide(
-            &head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "101")]),
-            "rid",
-            &config(),
-        );
+        let limits = TestLimits::default();
+        let too_big = head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "101")]);
         assert_eq!(
-            too_big.outcome.unwrap_err(),
+            admitted(&too_big, &limits).unwrap_err(),
             DispatchError::PayloadTooLarge { limit: 100 }
+        );
+        let fits = head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "100")]);
+        assert_eq!(admitted(&fits, &limits).unwrap().declared_length, Some(100));
+        let token = crate::remote::CDN_LOOP_TOKEN;
+        let looped = head("GET", "/", &[("host", "echo.localhost"), ("cdn-loop", token)]);
+        assert_eq!(admitted(&looped, &limits).unwrap().loops, 1);
+        let twice = format!("{token}, {token}");
+        let circling = head("GET", "/", &[("host", "echo.localhost"), ("cdn-loop", &twice)]);
+        assert_eq!(admitted(&circling, &limits).unwrap_err(), DispatchError::LoopDetected);
+        assert_eq!(limits.reads.get(), 4, "each of these requests needed its limit");
+        let malformed = head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "1e3")]);
+        assert_eq!(
+            decide(&malformed, "rid", &config()).outcome.unwrap_err(),
+            DispatchError::InvalidContentLength
         );
         let trace = decide(&head("TRACE", "/", &[("host", "echo.localhost")]), "rid", &config());
         assert_eq!(trace.outcome.unwrap_err().status(), 405);
@@ -327,6 +394,15 @@ mod tests {
             &config(),
         );
         assert_eq!(long.outcome.unwrap_err().status(), 414);
+    }
+
+    #[test]
+    fn a_bodyless_request_that_does_not_loop_reads_no_limit() {
+        let limits = TestLimits::default();
+        let other_cdn = head("GET", "/", &[("host", "echo.localhost"), ("cdn-loop", "cloudflare")]);
+        assert_eq!(admitted(&other_cdn, &limits).unwrap().loops, 0);
+        assert!(admitted(&head("DELETE", "/x", &[("host", "echo.localhost")]), &limits).is_ok());
+        assert_eq!(limits.reads.get(), 0);
     }
 
     #[test]
@@ -364,8 +440,8 @@ mod tests {
                 508,
             ),
         ] {
-            let decision = decide(&request, "rid", &config());
-            assert_eq!(decision.outcome.unwrap_err().status(), status);
+            // The glue admits the limits right after deciding, before it looks anything up.
+            assert_eq!(admitted(&request, &TestLimits::default()).unwrap_err().status(), status);
         }
     }
 }

@@ -118,13 +118,62 @@ async fn a_bad_workers_entry_is_reported_where_the_namespace_is_described(host: 
 
 on_both_hosts!(invalid_configuration_is_a_500_that_leaks_nothing);
 async fn invalid_configuration_is_a_500_that_leaks_nothing(host: HostKind) {
-    let app = start(host, spec().variable("max_body_bytes", "ten megabytes")).await;
+    let app = start(host, spec().variable("upstream_timeout_ms", "soon")).await;
     let reply = get("echo.localhost", "/").send(&app).await;
     assert_eq!((reply.status, reply.problem().as_str()), (500, "configuration_error"));
     assert!(
-        !reply.text().contains("max_body_bytes"),
+        !reply.text().contains("upstream_timeout_ms"),
         "variable names stay in the log: {}",
         reply.text()
     );
     assert_eq!(log_of(&app, &reply).await["error"], "configuration_error");
+    let logged = app
+        .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == "upstream_timeout_ms")
+        .await;
+    assert_eq!(logged.len(), 1);
+}
+
+on_both_hosts!(a_limit_is_read_only_by_a_request_it_can_refuse);
+/// `max_body_bytes` and `max_loop_count` are read only by the requests they can refuse (each read
+/// is a host round trip). So an unusable limit fails exactly those requests: never a bodyless
+/// one, and never by falling back to the default.
+async fn a_limit_is_read_only_by_a_request_it_can_refuse(host: HostKind) {
+    let app = start(
+        host,
+        spec()
+            .variable("max_body_bytes", "ten megabytes")
+            .variable("max_loop_count", "once"),
+    )
+    .await;
+    assert_eq!(get("echo.localhost", "/").send(&app).await.status, 200);
+    let elsewhere = get("echo.localhost", "/")
+        .header("cdn-loop", "cloudflare")
+        .send(&app)
+        .await;
+    assert_eq!(elsewhere.status, 200, "another CDN's token is not a loop");
+    let declared = request("POST", "echo.localhost", "/")
+        .send_body(&app, vec![1u8; 10])
+        .await;
+    let streamed = request("POST", "echo.localhost", "/")
+        .send_stream(&app, vec![bytes::Bytes::from_static(b"x")])
+        .await;
+    let looped = get("echo.localhost", "/")
+        .header("cdn-loop", "libra-dispatcher")
+        .send(&app)
+        .await;
+    for (reply, variable) in [
+        (declared, "max_body_bytes"),
+        (streamed, "max_body_bytes"),
+        (looped, "max_loop_count"),
+    ] {
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (500, "configuration_error"),
+            "{variable}"
+        );
+        let logged = app
+            .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == variable)
+            .await;
+        assert_eq!(logged.len(), 1, "{variable}");
+    }
 }

@@ -33,6 +33,24 @@ async fn streamed_body_growing_past_the_cap_is_cut_off_with_413(host: HostKind) 
     assert_eq!(reply.json()["body"]["bytes"], 100_000);
 }
 
+on_both_hosts!(a_zero_cap_refuses_the_first_streamed_byte);
+/// The cap is read when a streamed body's first byte arrives, which the pump moves alone: a cap
+/// of zero still refuses a one-byte body and admits an empty one.
+async fn a_zero_cap_refuses_the_first_streamed_byte(host: HostKind) {
+    let app = start(host, spec().variable("max_body_bytes", "0")).await;
+    let reply = request("POST", "echo.localhost", "/")
+        .send_stream(&app, vec![Bytes::from_static(b"x")])
+        .await;
+    assert_eq!((reply.status, reply.problem().as_str()), (413, "payload_too_large"));
+    let reply = request("POST", "echo.localhost", "/")
+        .send_stream(&app, Vec::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["body"]["bytes"], 0);
+    let reply = request("POST", "echo.localhost", "/").send_body(&app, vec![1u8]).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (413, "payload_too_large"));
+}
+
 on_both_hosts!(long_uris_get_414_and_bad_lengths_400);
 async fn long_uris_get_414_and_bad_lengths_400(host: HostKind) {
     let app = app(host).await;

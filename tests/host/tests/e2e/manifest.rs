@@ -52,6 +52,16 @@ fn the_dispatcher_owns_the_only_public_route_and_can_reach_workers() {
     }
 }
 
+/// The variables the dispatcher reads on their own.
+const SINGLES: [&str; 6] = [
+    "namespace",
+    "environment",
+    "postgres_url",
+    "admin_token",
+    "max_body_bytes",
+    "max_loop_count",
+];
+
 #[test]
 fn every_variable_the_code_reads_is_declared_with_the_same_default() {
     let manifest = manifest();
@@ -65,13 +75,13 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
             assert_eq!(declared.default.as_deref(), Some(*default), "default of {name}");
         }
     }
-    // The dispatcher reads them through three bundles (in the code's order) and four singles;
+    // The dispatcher reads them through three bundles (in the code's order) and six singles;
     // every variable reaches it exactly once.
     let mut expected = std::collections::BTreeMap::new();
     expected.insert("routing".to_string(), bundle_template(ROUTING));
     expected.insert("remote".to_string(), bundle_template(REMOTE));
     expected.insert("database".to_string(), bundle_template(DATABASE));
-    for single in ["namespace", "environment", "postgres_url", "admin_token"] {
+    for single in SINGLES {
         expected.insert(single.to_string(), format!("{{{{ {single} }}}}"));
     }
     assert_eq!(dispatcher.variables, expected, "[component.dispatcher.variables]");
@@ -80,7 +90,7 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
         .chain(REMOTE)
         .chain(DATABASE)
         .copied()
-        .chain(["namespace", "environment", "postgres_url", "admin_token"])
+        .chain(SINGLES)
         .collect();
     read.sort();
     let mut all: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
