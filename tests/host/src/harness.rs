@@ -62,6 +62,7 @@ impl AppSpec {
             id: id.to_string(),
             wasm: wasm_path(package),
             allowed_outbound_hosts: allowed_outbound_hosts.iter().map(|h| h.to_string()).collect(),
+            variables: Vec::new(),
         });
         self
     }

@@ -31,6 +31,8 @@ pub struct ExtraWorker {
     pub id: String,
     pub wasm: PathBuf,
     pub allowed_outbound_hosts: Vec<String>,
+    /// Component variables (`[component.<id>.variables]`), templates included.
+    pub variables: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -400,6 +402,14 @@ pub fn test_manifest(options: &SpinOptions) -> Result<String> {
                 "allowed_outbound_hosts".into(),
                 toml::Value::Array(worker.allowed_outbound_hosts.iter().map(|h| h.clone().into()).collect()),
             );
+        }
+        if !worker.variables.is_empty() {
+            let variables: toml::Table = worker
+                .variables
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone().into()))
+                .collect();
+            component.insert("variables".into(), variables.into());
         }
         components.insert(worker.id.clone(), component.into());
     }

@@ -18,6 +18,10 @@
 //!       membership from PostgreSQL with the cache warm,
 //!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
+//! `BENCH_LOOKUPS=0,1,3,7` adds one mode per number k: the dispatcher `.wasm` again, with a
+//! `routing` template that names only the first k of its variables and spells the others' defaults
+//! out, so it reads the same settings with k lookups. `k/0` is what Spin charges for k lookups.
+//!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
 //! dispatcher (to time a variant against the lean forwarder); `BENCH_CORES=0,1` the cores for Spin and wrk;
@@ -29,6 +33,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use libra_dispatcher::config::{ROUTING, SEPARATOR, default_of};
 use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::spin_cli::{self, ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
@@ -189,6 +194,7 @@ fn remote_front(spin_core: &str, remote_port: u16, postgres: &TestPostgres) -> R
         id: "forwarder-http".into(),
         wasm: wasm_path("forwarder-http"),
         allowed_outbound_hosts: vec![remote_hosts],
+        variables: Vec::new(),
     });
     options
         .public_routes
@@ -223,6 +229,48 @@ fn from_bench_environment(options: &mut SpinOptions) {
     }
 }
 
+/// The `BENCH_LOOKUPS` numbers, each at most the `routing` bundle's size.
+fn lookup_counts() -> Result<Vec<usize>> {
+    let Ok(text) = std::env::var("BENCH_LOOKUPS") else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|k| match k.trim().parse::<usize>() {
+            Ok(k) if k <= ROUTING.len() => Ok(k),
+            _ => bail!("BENCH_LOOKUPS: '{k}' is not a number from 0 to {}", ROUTING.len()),
+        })
+        .collect()
+}
+
+/// A `routing` template that names the first `lookups` variables and spells out the others'
+/// defaults: the same settings, read with `lookups` provider lookups.
+fn routing_template(lookups: usize) -> String {
+    ROUTING
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if i < lookups {
+                format!("{{{{ {name} }}}}")
+            } else {
+                default_of(name).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&SEPARATOR.to_string())
+}
+
+/// The mode of one `BENCH_LOOKUPS` number (the process ends with the benchmark, so its texts
+/// are leaked rather than owned).
+fn lookups_mode(lookups: usize) -> Mode {
+    Mode {
+        key: char::from_digit(lookups as u32, 10).expect("one digit"),
+        label: format!("({lookups}) dispatcher, {lookups} lookups").leak(),
+        host: "hello.localhost",
+        path: format!("/bench/lookups-{lookups}").leak(),
+        serving: Serving::Main,
+    }
+}
+
 fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     let mut options = SpinOptions::pinned(spin_core);
     if std::env::var_os("BENCH_STATIC_PROVIDER").is_some() {
@@ -249,6 +297,7 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
             id: forwarder.into(),
             wasm: wasm_path(forwarder),
             allowed_outbound_hosts: vec!["http://hello.spin.internal".into()],
+            variables: Vec::new(),
         });
         options
             .public_routes
@@ -260,10 +309,24 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
         id: "dispatcher-unset".into(),
         wasm: std::env::var_os("BENCH_N_WASM").map_or_else(|| wasm_path("libra_dispatcher"), PathBuf::from),
         allowed_outbound_hosts: vec!["http://*.spin.internal".into()],
+        variables: Vec::new(),
     });
     options
         .public_routes
         .push(("/bench/dispatcher-unset/...".into(), "dispatcher-unset".into()));
+    for lookups in lookup_counts()? {
+        // A component id's words must start with a letter.
+        let id = format!("lookups{lookups}");
+        options.extra_workers.push(ExtraWorker {
+            id: id.clone(),
+            wasm: wasm_path("libra_dispatcher"),
+            allowed_outbound_hosts: vec!["http://*.spin.internal".into()],
+            variables: vec![("routing".into(), routing_template(lookups))],
+        });
+        options
+            .public_routes
+            .push((format!("/bench/lookups-{lookups}/..."), id));
+    }
     options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
     options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
     SpinApp::start(&options)
@@ -321,6 +384,7 @@ fn main() -> Result<()> {
             only.as_deref()
                 .is_none_or(|o| o.split(',').any(|k| k.trim() == m.key.to_string()))
         })
+        .chain(lookup_counts()?.into_iter().map(lookups_mode))
         .collect();
 
     let main_app = app(spin_core, &[])?;
@@ -423,6 +487,18 @@ fn main() -> Result<()> {
             && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
         {
             println!("  {label:<40} {value:.3}  ({low:.3}-{high:.3}){target}");
+        }
+    }
+    for lookups in lookup_counts()? {
+        let key = lookups_mode(lookups).key;
+        if let (Some(t), Some(b)) = (index(key), index('0'))
+            && lookups > 0
+            && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
+        {
+            println!(
+                "  {:<40} {value:.3}  ({low:.3}-{high:.3})",
+                format!("{key}/0 ({lookups} lookups vs none)")
+            );
         }
     }
     if let Some(r) = index('r') {

@@ -43,6 +43,7 @@ fn dispatcher_app(core: &str, cap: u64) -> Result<SpinApp> {
         id: "faulty".into(),
         wasm: wasm_path("faulty"),
         allowed_outbound_hosts: Vec::new(),
+        variables: Vec::new(),
     });
     options.variables.insert("workers".into(), "echo,faulty,hello".into());
     options.variables.insert("max_body_bytes".into(), cap.to_string());
