@@ -165,11 +165,11 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
 }
 
 /// The rest of phase 3, before any lookup: the limits a forwarded request can break. Each is
-/// read only when it can refuse the request: `max_body_bytes` for a declared length (a body
-/// without one is counted as it streams), `max_loop_count` when the request already carries
-/// this dispatcher's `CDN-Loop` token.
+/// read only when it can refuse the request: `max_body_bytes` for a declared length above 0 (a
+/// body without one is counted as it streams), `max_loop_count` when the request already
+/// carries this dispatcher's `CDN-Loop` token.
 pub fn admit_limits(pending: &Pending, limits: &impl Limits) -> Result<(), DispatchError> {
-    if let Some(length) = pending.declared_length {
+    if let Some(length) = pending.declared_length.filter(|length| *length > 0) {
         admit::check_length(length, limits.get(Limit::MaxBodyBytes)?)?;
     }
     if pending.loops > 0 {
@@ -402,6 +402,8 @@ mod tests {
         let other_cdn = head("GET", "/", &[("host", "echo.localhost"), ("cdn-loop", "cloudflare")]);
         assert_eq!(admitted(&other_cdn, &limits).unwrap().loops, 0);
         assert!(admitted(&head("DELETE", "/x", &[("host", "echo.localhost")]), &limits).is_ok());
+        let empty = head("POST", "/", &[("host", "echo.localhost"), ("content-length", "0")]);
+        assert_eq!(admitted(&empty, &limits).unwrap().declared_length, Some(0));
         assert_eq!(limits.reads.get(), 0);
     }
 

@@ -151,6 +151,11 @@ async fn a_limit_is_read_only_by_a_request_it_can_refuse(host: HostKind) {
         .send(&app)
         .await;
     assert_eq!(elsewhere.status, 200, "another CDN's token is not a loop");
+    let empty = request("POST", "echo.localhost", "/")
+        .header("content-length", "0")
+        .send_body(&app, Vec::new())
+        .await;
+    assert_eq!(empty.status, 200, "no cap can refuse an empty declared body");
     let declared = request("POST", "echo.localhost", "/")
         .send_body(&app, vec![1u8; 10])
         .await;
