@@ -7,7 +7,7 @@
 //!
 //! - [`ROUTING`]: what every request needs (classify, route, admit, log);
 //! - `max_body_bytes` and `max_loop_count`, each on its own ([`Limit`]): read only by a request
-//!   that declares a body length or sends body bytes, or that already carries this
+//!   that declares a body length above 0 or sends body bytes, or that already carries this
 //!   dispatcher's `CDN-Loop` token. A bodyless request that does not loop reads neither;
 //! - `namespace`, on its own: the prefix of every cache key, read by a request that looks in
 //!   the cache (a custom domain, a remote worker);

@@ -160,7 +160,7 @@ fn send_body_and_await_response(
 ) -> Result<IncomingResponse, DispatchError> {
     let config = ctx.config;
     let response_ready = future.subscribe();
-    let mut pump = Some(BodyPump::new(body_in, body_out, limits)?);
+    let mut pump = Some(BodyPump::new(body_in, body_out, limits, forward.declared_length)?);
     let mut idle = IdleTimer::new(milliseconds(config.idle_timeout_ms));
     let mut answer_deadline: Option<Pollable> = None;
     loop {
@@ -286,9 +286,10 @@ enum Waiting {
 /// host-side (`splice`), so the guest never holds or even allocates a chunk. Field order matters:
 /// a pollable must be dropped before its stream, and a stream before the body it belongs to.
 ///
-/// The cap is read when the first byte arrives (a declared length has read it already), so a
-/// bodyless request never reads it. Until then the pump moves one byte at a time: as with a cap
-/// known from the start, at most one byte past it reaches the worker, in a body then cut off.
+/// A body without a declared length reads the cap when its first byte arrives, so a bodyless
+/// request never reads it. Until then the pump moves one byte at a time: as with a cap known from
+/// the start, at most one byte past it reaches the worker, in a body then cut off. A declared
+/// length above 0 has read the cap already (admission), so the pump starts with it.
 struct BodyPump<'a, L: Limits> {
     /// The streams' pollables, made once and reused for every wait.
     input_ready: Option<Pollable>,
@@ -298,14 +299,24 @@ struct BodyPump<'a, L: Limits> {
     body_in: Option<IncomingBody>,
     body_out: Option<OutgoingBody>,
     received: u64,
-    /// `None` until the first byte arrives.
+    /// `None` until the first byte of a body without a declared length arrives.
     max: Option<u64>,
     limits: &'a L,
     waiting: Waiting,
 }
 
 impl<'a, L: Limits> BodyPump<'a, L> {
-    fn new(body_in: IncomingBody, body_out: OutgoingBody, limits: &'a L) -> Result<BodyPump<'a, L>, DispatchError> {
+    fn new(
+        body_in: IncomingBody,
+        body_out: OutgoingBody,
+        limits: &'a L,
+        declared_length: Option<u64>,
+    ) -> Result<BodyPump<'a, L>, DispatchError> {
+        // Kept by `limits` since admission: no second read.
+        let max = match declared_length {
+            Some(length) if length > 0 => Some(limits.get(Limit::MaxBodyBytes)?),
+            _ => None,
+        };
         let input = body_in.stream().map_err(|_| DispatchError::RequestBodyFailed)?;
         let output = body_out.write().map_err(|_| DispatchError::WorkerFailed)?;
         Ok(BodyPump {
@@ -316,7 +327,7 @@ impl<'a, L: Limits> BodyPump<'a, L> {
             body_in: Some(body_in),
             body_out: Some(body_out),
             received: 0,
-            max: None,
+            max,
             limits,
             waiting: Waiting::Input,
         })

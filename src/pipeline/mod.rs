@@ -8,10 +8,10 @@
 //! 5. [`upstream`] build the request the worker receives;
 //! 6. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
-//! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the request
-//! needs (each a variable read, so most requests read none). A custom domain's worker, and whether a name is
-//! a deployed remote worker, may need a database; the glue asks it between 3 and 4 and then
-//! calls [`prepare_forward`] for 4 and 5.
+//! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the
+//! request needs (each a variable read, so most requests read none). A custom domain's worker,
+//! and whether a name is a deployed remote worker, may need a database; the glue asks it between
+//! 3 and 4 and then calls [`prepare_forward`] for 4 and 5.
 
 pub mod admit;
 pub mod downstream;
@@ -96,6 +96,8 @@ pub struct Forward {
     pub headers: Headers,
     /// The request's host (normalised), for the response filter.
     pub host: String,
+    /// The body length the request declares, if any (its cap was read when it was admitted).
+    pub declared_length: Option<u64>,
 }
 
 impl Forward {
@@ -200,6 +202,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         path_and_query: pending.path_and_query,
         headers,
         host: host.name.clone(),
+        declared_length: pending.declared_length,
     }
 }
 

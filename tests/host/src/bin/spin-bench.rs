@@ -259,11 +259,16 @@ fn routing_template(lookups: usize) -> String {
         .join(&SEPARATOR.to_string())
 }
 
+/// The mode key of one `BENCH_LOOKUPS` number: the number's digit.
+fn lookups_key(lookups: usize) -> char {
+    char::from_digit(lookups as u32, 10).expect("one digit")
+}
+
 /// The mode of one `BENCH_LOOKUPS` number (the process ends with the benchmark, so its texts
 /// are leaked rather than owned).
 fn lookups_mode(lookups: usize) -> Mode {
     Mode {
-        key: char::from_digit(lookups as u32, 10).expect("one digit"),
+        key: lookups_key(lookups),
         label: format!("({lookups}) dispatcher, {lookups} lookups").leak(),
         host: "hello.localhost",
         path: format!("/bench/lookups-{lookups}").leak(),
@@ -490,7 +495,7 @@ fn main() -> Result<()> {
         }
     }
     for lookups in lookup_counts()? {
-        let key = lookups_mode(lookups).key;
+        let key = lookups_key(lookups);
         if let (Some(t), Some(b)) = (index(key), index('0'))
             && lookups > 0
             && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
