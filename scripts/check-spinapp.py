@@ -287,6 +287,37 @@ def _reserved_names():
     return set(re.findall(r'"([^"]+)"', m.group(1)))
 
 
+def setting_defaults():
+    """The keys of the dispatcher's `settings` variable and their defaults (src/config.rs)."""
+    source = (ROOT / "src" / "config.rs").read_text(encoding="utf-8")
+    m = re.search(r"pub const SETTINGS: &\[\(&str, &str\)\] = &\[(.*?)\];", source, re.S)
+    if not m:
+        raise InputError("src/config.rs: SETTINGS not found")
+    return dict(re.findall(r'\("(\w+)", "([^"]*)"\)', m.group(1)))
+
+
+def settings(value):
+    """The `settings` variable as the dispatcher reads it (src/config.rs, `Settings::parse`): the
+    keys it gives, by name. Raises ValueError, naming the key but never a value, where the
+    dispatcher would refuse it (500 configuration_error on every request)."""
+    known = setting_defaults()
+    given = {}
+    for entry in re.split(r"[;\n\r]", value or ""):
+        entry = entry.strip()
+        if not entry:
+            continue
+        key, sep, val = entry.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError("an entry is not key=value")
+        if key not in known:
+            raise ValueError(f"unknown key {key!r}" if re.fullmatch(r"[a-z0-9_]{1,40}", key) else "an unknown key")
+        if key in given:
+            raise ValueError(f"sets {key!r} twice")
+        given[key] = val.strip()
+    return given
+
+
 def parse_template(raw):
     """worker_url_template as the dispatcher reads it (src/remote.rs): (scheme, host with
     {worker}, port or None), or a problem string."""
@@ -441,13 +472,31 @@ class Checker:
             if vname not in set_vars and not has_default:
                 self.problem(f"{doc}: variable '{vname}' is read by {args.component}, has no default and is not set")
 
-        def value_of(vname):
+        def variable_value(vname):
             """The value the pod sees: set, or spin.toml's default; None when it comes from a Secret."""
             var = set_vars.get(vname)
             if var is not None:
                 return str(var["value"]) if "value" in var else None
             decl = declared.get(vname)
             return str(decl.get("default", "")) if isinstance(decl, dict) else None
+
+        defaults = setting_defaults()
+        given = {}
+        if "settings" in read:
+            raw = variable_value("settings")
+            if raw is None:
+                self.problem(f"{doc}: variable 'settings' comes from a Secret: keep it a plain value, so it can be checked")
+            else:
+                try:
+                    given = settings(raw)
+                except ValueError as problem:
+                    self.problem(f"{doc}: variable 'settings': {problem}; the dispatcher would refuse every request")
+
+        def value_of(vname):
+            """A key of `settings` (given, or its default) or a variable, as the dispatcher sees it."""
+            if vname in defaults:
+                return given.get(vname, defaults[vname])
+            return variable_value(vname)
 
         # Runtime config: replicas must share the key-value store (the lookup caches).
         rc = spec.get("runtimeConfig") if isinstance(spec.get("runtimeConfig"), dict) else {}

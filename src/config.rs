@@ -1,23 +1,20 @@
 //! The dispatcher's configuration, from Spin variables. Spin keeps nothing between requests, so
-//! it is read on every request, and on Spin 4.0.2 each variable costs a thread hand-off in the
-//! environment provider (see the README's "Performance"). So the settings a request needs come
-//! in two bundles, each one component variable of `spin.toml` whose template joins several
-//! application variables: one host call apiece, and only the requests that need the second one
-//! read it. Secrets are read on their own, only where used.
+//! it is read on every request. On Spin 4.0.2 every application variable costs a thread hand-off
+//! in the environment provider each time it is resolved, and every component that sends a
+//! request resolves *all* of the app's variables once per instance (see the README's
+//! "Performance"). So the settings live in one application variable, `settings`: `key=value`
+//! entries separated by `;` or line breaks ([`Settings`]). A request reads it once, in one host
+//! call, and takes what it needs from it:
 //!
-//! - [`ROUTING`]: what every request needs (classify, route, admit, log);
-//! - `max_body_bytes` and `max_loop_count`, each on its own ([`Limit`]): read only by a request
-//!   that declares a body length above 0 or sends body bytes, or that already carries this
-//!   dispatcher's `CDN-Loop` token. A bodyless request that does not loop reads neither;
-//! - `namespace`, on its own: the prefix of every cache key, read by a request that looks in
-//!   the cache (a custom domain, a remote worker);
-//! - [`REMOTE`]: where remote workers are and who says which are deployed, read for a worker
-//!   that is not local;
-//! - [`DATABASE`]: what a cache miss needs (the TTLs of the answer it caches, the query
-//!   timeout), read only on a miss;
-//! - `postgres_url`, `admin_token`, `environment`: read where they are used.
+//! - the routing keys ([`Config`]) every request needs (classify, route, admit, log);
+//! - `max_body_bytes` and `max_loop_count` ([`Limit`]), parsed only by a request they can
+//!   refuse, so an unusable limit fails only those;
+//! - `namespace`, the remote keys and the cache-miss keys ([`LookupConfig`]), parsed only by a
+//!   request that looks in the cache, needs a remote worker, or misses the cache.
 //!
-//! So a custom domain with the cache warm reads one variable beyond `routing`, not six.
+//! Application variables of their own: the secrets (`postgres_url`, `admin_token`), read where
+//! they are used, and `postgres_host` and `remote_hosts`, which fill `allowed_outbound_hosts`
+//! (Spin expands them there; the dispatcher never reads them).
 
 include!(concat!(env!("OUT_DIR"), "/manifest_workers.rs"));
 
@@ -28,9 +25,11 @@ use crate::pipeline::host;
 use crate::pipeline::worker_name::WorkerName;
 use crate::remote::WorkerUrlTemplate;
 
-/// Every application variable the dispatcher reads, with the default used when the host does not
-/// define it. `spin.toml` declares the same names; a test keeps the two in step.
-pub const VARIABLES: &[(&str, &str)] = &[
+/// The application variable that holds every setting below.
+pub const SETTINGS_VARIABLE: &str = "settings";
+
+/// Every key of `settings`, with the default a key that is not given takes.
+pub const SETTINGS: &[(&str, &str)] = &[
     ("base_domain", "localhost"),
     ("dispatcher_hosts", "localhost,127.0.0.1"),
     ("reserved_names", ""),
@@ -39,66 +38,110 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("environment", "development"),
     ("max_body_bytes", "10485760"),
     ("upstream_timeout_ms", "30000"),
+    ("idle_timeout_ms", "30000"),
     ("log_level", "info"),
-    ("postgres_url", ""),
     ("domain_cache_ttl_s", "60"),
     ("domain_negative_ttl_s", "10"),
     ("db_timeout_ms", "2000"),
-    ("admin_token", ""),
     ("worker_url_template", ""),
     ("remote_workers", ""),
     ("max_loop_count", "1"),
-    ("idle_timeout_ms", "30000"),
 ];
 
-/// The `routing` bundle: the application variables every request needs, in template order.
-pub const ROUTING: &[&str] = &[
-    "base_domain",
-    "dispatcher_hosts",
-    "reserved_names",
-    "workers",
-    "upstream_timeout_ms",
-    "log_level",
-    "idle_timeout_ms",
+/// The application variables of `spin.toml`, with their defaults. `spin.toml` declares exactly
+/// these; a test keeps the two in step. Each one is a cost on every component of the app that
+/// sends a request (see the module's note), so there are few.
+pub const VARIABLES: &[(&str, &str)] = &[
+    (SETTINGS_VARIABLE, ""),
+    ("postgres_url", ""),
+    ("admin_token", ""),
+    ("postgres_host", "localhost:5432"),
+    ("remote_hosts", "https://remote-workers.invalid"),
 ];
 
-/// The `remote` bundle: where remote workers are and who says which are deployed.
-pub const REMOTE: &[&str] = &["worker_url_template", "remote_workers"];
+/// The application variables the dispatcher reads itself (the others only fill
+/// `allowed_outbound_hosts`): its `[component.dispatcher.variables]`.
+pub const READ: &[&str] = &[SETTINGS_VARIABLE, "postgres_url", "admin_token"];
 
-/// The `database` bundle: what a cache miss needs.
-pub const DATABASE: &[&str] = &["domain_cache_ttl_s", "domain_negative_ttl_s", "db_timeout_ms"];
-
-/// Separates the values in a bundle: U+001F (the ASCII unit separator), which no setting
-/// contains; one that did would give the bundle a value too many, and be refused.
-pub const SEPARATOR: char = '\u{1f}';
-
-/// The template of a bundle, as `spin.toml` must spell it.
-pub fn bundle_template(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|name| format!("{{{{ {name} }}}}"))
-        .collect::<Vec<_>>()
-        .join(&SEPARATOR.to_string())
+/// Whether `name` is a key of `settings` (rather than an application variable).
+pub fn is_setting(name: &str) -> bool {
+    SETTINGS.iter().any(|(key, _)| *key == name)
 }
 
-/// The values of a bundle, by name.
-pub fn unbundle<'a>(
-    bundle_name: &'static str,
-    value: &'a str,
-    names: &'static [&'static str],
-) -> Result<impl Fn(&str) -> Option<String> + 'a, ConfigError> {
-    let values: Vec<&str> = value.split(SEPARATOR).collect();
-    if values.len() != names.len() {
-        return Err(ConfigError {
-            variable: bundle_name,
-            problem: format!(
-                "has {} values, not {}: a variable contains U+001F, or spin.toml's template is not the one this build reads",
-                values.len(),
-                names.len()
-            ),
-        });
+/// The `settings` variable, split into its keys. Entries are `key=value`, separated by `;` or
+/// line breaks; blanks around keys and values and empty entries are ignored, and a value may
+/// contain `=` but neither separator. A key not given takes its default. An unknown key, a key
+/// given twice or an entry without `=` makes the whole variable unusable: a typo must not
+/// quietly leave a setting at its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    given: Vec<(&'static str, String)>,
+}
+
+impl Settings {
+    pub fn parse(value: &str) -> Result<Settings, ConfigError> {
+        let fail = |problem: String| ConfigError {
+            variable: SETTINGS_VARIABLE,
+            problem,
+        };
+        let mut given: Vec<(&'static str, String)> = Vec::new();
+        for entry in value.split([';', '\n', '\r']).map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            // Never echo an entry: a misplaced secret must not reach the log.
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| fail("an entry is not key=value".into()))?;
+            let key = key.trim();
+            let Some(&(known, _)) = SETTINGS.iter().find(|(name, _)| *name == key) else {
+                return Err(fail(unknown_key(key)));
+            };
+            if given.iter().any(|(name, _)| *name == known) {
+                return Err(fail(format!("sets '{known}' twice")));
+            }
+            given.push((known, value.trim().to_string()));
+        }
+        Ok(Settings { given })
     }
-    Ok(move |name: &str| names.iter().position(|n| *n == name).map(|i| values[i].to_string()))
+
+    /// The keys `lookup` answers, as a `settings` value that gives them would.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+        Settings {
+            given: SETTINGS
+                .iter()
+                .filter_map(|(key, _)| lookup(key).map(|value| (*key, value)))
+                .collect(),
+        }
+    }
+
+    /// `key`'s value, `None` when it is not given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.given
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |key| self.get(key).map(str::to_string)
+    }
+}
+
+/// Why a key is refused, naming it only when it looks like a key (never a value pasted there).
+fn unknown_key(key: &str) -> String {
+    let looks_like_a_key = !key.is_empty()
+        && key.len() <= 40
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !looks_like_a_key {
+        return "has an unknown key".into();
+    }
+    if VARIABLES.iter().any(|(name, _)| *name == key) {
+        return format!("names '{key}', which is an application variable of its own, not a setting");
+    }
+    format!("has an unknown key '{key}'")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,6 +180,8 @@ pub struct Config {
     /// The longest pause in either body stream: the client's upload, the worker's download.
     pub idle_timeout_ms: u64,
     pub log_level: LogLevel,
+    /// Everything else the request may need, parsed only when it does.
+    settings: Settings,
 }
 
 /// Where remote workers are reached, and who says which ones are deployed.
@@ -154,18 +199,20 @@ pub enum RemoteMembers {
     Database,
 }
 
-/// Names the variable whose value is unusable, and why; logged, never sent to clients.
+/// Names the variable (or the key of `settings`) whose value is unusable, and why; logged, never
+/// sent to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// An application variable, or a key of `settings` ([`is_setting`]).
     pub variable: &'static str,
     pub problem: String,
 }
 
 impl Config {
-    /// Builds the configuration from a variable lookup (`None` = not defined: use the default).
-    /// Only what routing needs is read: every lookup is a host call on the hot path.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> String { lookup(name).unwrap_or_else(|| default_of(name).to_string()) };
+    /// The configuration from the `settings` variable's keys. Only what routing needs is
+    /// parsed here; the rest when a request needs it.
+    pub fn from_settings(settings: Settings) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| -> String { settings.get(name).unwrap_or_else(|| default_of(name)).to_string() };
         let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
 
         let base_domain = normalise_configured_host(&get("base_domain"))
@@ -216,6 +263,48 @@ impl Config {
             upstream_timeout_ms,
             idle_timeout_ms,
             log_level,
+            settings,
+        })
+    }
+
+    /// The configuration from a lookup of `settings`' keys (`None`: not given, its default).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::from_settings(Settings::from_lookup(lookup))
+    }
+
+    /// The namespace: the prefix of every cache key.
+    pub fn namespace(&self) -> Result<String, ConfigError> {
+        namespace_from(self.settings.get("namespace").map(str::to_string))
+    }
+
+    /// The remote members, if any.
+    pub fn remote(&self) -> Result<Option<Remote>, ConfigError> {
+        remote_from(self.settings.lookup(), self)
+    }
+
+    /// What a cache miss needs.
+    pub fn misses(&self) -> Result<MissSettings, ConfigError> {
+        MissSettings::from_lookup(self.settings.lookup())
+    }
+
+    /// One of the limits, parsed only by a request it can refuse.
+    pub fn limit(&self, limit: Limit) -> Result<u64, ConfigError> {
+        limit.parse(self.settings.get(limit.variable()).map(str::to_string))
+    }
+
+    /// Informational only (`/health`).
+    pub fn environment(&self) -> &str {
+        self.settings
+            .get("environment")
+            .unwrap_or_else(|| default_of("environment"))
+    }
+
+    /// Everything custom domains and remote workers need, for the endpoints that describe it.
+    pub fn lookups(&self) -> Result<LookupConfig, ConfigError> {
+        Ok(LookupConfig {
+            namespace: self.namespace()?,
+            remote: self.remote(),
+            misses: self.misses()?,
         })
     }
 
@@ -246,8 +335,8 @@ impl Config {
     }
 }
 
-/// What custom domains and remote workers need: the namespace, the `remote` bundle and the
-/// `database` bundle. The request path reads each part only when it needs it
+/// What custom domains and remote workers need: the namespace, the remote members and what a
+/// cache miss needs. The request path parses each part only when it needs it
 /// (`glue::lookups::Lookups`); the endpoints that describe the namespace read all three.
 #[derive(Debug, Clone)]
 pub struct LookupConfig {
@@ -268,21 +357,7 @@ pub struct MissSettings {
     pub db_timeout_ms: u64,
 }
 
-impl LookupConfig {
-    /// All three parts from one lookup, as the tests build them (the glue reads each part's
-    /// variables on its own: `glue::settings::lookups`). `config` is the routing configuration:
-    /// a remote template must not point back at its hosts.
-    #[cfg(test)]
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> Result<LookupConfig, ConfigError> {
-        Ok(LookupConfig {
-            namespace: namespace_from(lookup("namespace"))?,
-            remote: remote_from(&lookup, config),
-            misses: MissSettings::from_lookup(&lookup)?,
-        })
-    }
-}
-
-/// The `namespace` variable, checked (`None`: not defined, its default).
+/// The `namespace` setting, checked (`None`: not defined, its default).
 pub fn namespace_from(value: Option<String>) -> Result<String, ConfigError> {
     let namespace = value
         .unwrap_or_else(|| default_of("namespace").to_string())
@@ -387,10 +462,12 @@ impl Limit {
     }
 }
 
-/// The default of a variable in [`VARIABLES`] (empty for an unknown name).
+/// The default of a key of [`SETTINGS`] or a variable of [`VARIABLES`] (empty for an unknown
+/// name).
 pub fn default_of(name: &str) -> &'static str {
-    VARIABLES
+    SETTINGS
         .iter()
+        .chain(VARIABLES)
         .find(|(n, _)| *n == name)
         .map_or("", |(_, default)| default)
 }
@@ -460,10 +537,7 @@ mod tests {
     }
 
     fn lookups(pairs: &[(&str, &str)]) -> Result<LookupConfig, ConfigError> {
-        LookupConfig::from_lookup(
-            |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()),
-            &config_of(&[]),
-        )
+        config(pairs)?.lookups()
     }
 
     #[test]
@@ -485,24 +559,69 @@ mod tests {
     }
 
     #[test]
-    fn bundles_split_into_their_variables() {
-        let value = ["libra.sh", "", "", "a,b", "20", "warn", "30"].join(&SEPARATOR.to_string());
-        let get = unbundle("routing", &value, ROUTING).unwrap();
-        assert_eq!(get("base_domain").as_deref(), Some("libra.sh"));
-        assert_eq!(get("workers").as_deref(), Some("a,b"));
-        assert_eq!(get("namespace"), None);
-        let config = Config::from_lookup(get).unwrap();
+    fn settings_are_key_value_entries_separated_by_semicolons_or_lines() {
+        let settings = Settings::parse(
+            " base_domain = libra.sh ;workers=a,b\n\n upstream_timeout_ms=20\r\nlog_level=warn;;\
+             worker_url_template=https://{worker}.x.test/?a=b",
+        )
+        .unwrap();
+        assert_eq!(settings.get("base_domain"), Some("libra.sh"));
+        assert_eq!(settings.get("workers"), Some("a,b"));
+        assert_eq!(
+            settings.get("worker_url_template"),
+            Some("https://{worker}.x.test/?a=b")
+        );
+        assert_eq!(settings.get("namespace"), None);
+        let config = Config::from_settings(settings).unwrap();
+        assert_eq!(config.base_domain, "libra.sh");
         assert_eq!((config.upstream_timeout_ms, config.log_level), (20, LogLevel::Warn));
-        // A value containing the separator shifts the others: refused, never misread.
-        let shifted = format!("libra.sh{SEPARATOR}x{SEPARATOR}{value}");
         assert_eq!(
-            unbundle("routing", &shifted, ROUTING).err().unwrap().variable,
-            "routing"
+            config.namespace().unwrap(),
+            "default",
+            "a key not given takes its default"
         );
+        assert_eq!(Settings::parse("").unwrap(), Settings::default());
+        assert_eq!(Settings::parse(" ;\n ").unwrap(), Settings::default());
+        // An empty value is given, not absent: `workers=` means the manifest's, as before.
         assert_eq!(
-            bundle_template(&["a", "b"]),
-            format!("{{{{ a }}}}{SEPARATOR}{{{{ b }}}}")
+            Settings::parse("reserved_names=").unwrap().get("reserved_names"),
+            Some("")
         );
+    }
+
+    #[test]
+    fn a_settings_typo_fails_closed_and_never_echoes_a_value() {
+        for (value, problem) in [
+            ("base_domian=libra.sh", "has an unknown key 'base_domian'"),
+            ("base_domain=a;base_domain=b", "sets 'base_domain' twice"),
+            ("hunter2", "an entry is not key=value"),
+            ("Secret Value=x", "has an unknown key"),
+            (
+                "admin_token=s3cret",
+                "names 'admin_token', which is an application variable of its own, not a setting",
+            ),
+        ] {
+            let error = Settings::parse(value).unwrap_err();
+            assert_eq!(
+                (error.variable, error.problem.as_str()),
+                ("settings", problem),
+                "{value}"
+            );
+            assert!(!error.problem.contains("s3cret") && !error.problem.contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn every_setting_and_variable_has_one_default() {
+        for (name, default) in SETTINGS.iter().chain(VARIABLES) {
+            assert_eq!(default_of(name), *default, "{name}");
+        }
+        assert!(
+            SETTINGS
+                .iter()
+                .all(|(key, _)| is_setting(key) && !VARIABLES.iter().any(|(v, _)| v == key))
+        );
+        assert!(READ.iter().all(|name| VARIABLES.iter().any(|(v, _)| v == name)));
     }
 
     #[test]

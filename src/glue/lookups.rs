@@ -13,9 +13,10 @@ use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
 
-/// One request's lookup settings, each part read the first time the request needs it: a
-/// custom domain or remote worker found in the cache reads only the namespace (and a remote one
-/// the `remote` bundle); the TTLs and the query timeout are read on a miss.
+/// One request's lookup settings, each part parsed from the request's settings the first time
+/// the request needs it: a custom domain or remote worker found in the cache parses only the
+/// namespace (and a remote one the template); the TTLs and the query timeout wait for a miss. So
+/// an unusable TTL fails only the requests that miss the cache.
 pub struct Lookups<'a> {
     ctx: Context<'a>,
     namespace: Option<String>,
@@ -35,21 +36,28 @@ impl<'a> Lookups<'a> {
 
     fn namespace(&mut self) -> Result<&str, DispatchError> {
         if self.namespace.is_none() {
-            self.namespace = Some(settings::namespace(self.ctx.request_id)?);
+            self.namespace = Some(
+                self.ctx
+                    .config
+                    .namespace()
+                    .map_err(|problem| settings::invalid(self.ctx.request_id, &problem))?,
+            );
         }
         Ok(self.namespace.as_deref().expect("just read"))
     }
 
-    pub fn remote(&mut self) -> Result<&Result<Option<Remote>, ConfigError>, DispatchError> {
-        if self.remote.is_none() {
-            self.remote = Some(settings::remote(self.ctx.request_id, self.ctx.config)?);
-        }
-        Ok(self.remote.as_ref().expect("just read"))
+    pub fn remote(&mut self) -> &Result<Option<Remote>, ConfigError> {
+        self.remote.get_or_insert_with(|| self.ctx.config.remote())
     }
 
     fn misses(&mut self) -> Result<MissSettings, DispatchError> {
         if self.misses.is_none() {
-            self.misses = Some(settings::misses(self.ctx.request_id)?);
+            self.misses = Some(
+                self.ctx
+                    .config
+                    .misses()
+                    .map_err(|problem| settings::invalid(self.ctx.request_id, &problem))?,
+            );
         }
         Ok(self.misses.expect("just read"))
     }

@@ -131,7 +131,10 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
         },
         Ok(Step::Forward(pending)) => {
             let host = decision.host.as_ref().expect("a forwarded request has a host");
-            let limits = settings::Limits::new(ctx.request_id);
+            let limits = settings::Limits {
+                request_id: ctx.request_id,
+                config: ctx.config,
+            };
             match pipeline::admit_limits(pending, &limits).and_then(|()| locate(ctx, &host.name, pending)) {
                 Ok((worker, location)) => {
                     decision.worker = Some(worker.clone());
@@ -197,7 +200,7 @@ fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Lo
     if namespace::is_local(&worker, pending.kind, ctx.config) {
         return Ok((worker, Location::Local));
     }
-    let location = match namespace::locate_remote(&worker, lookups.remote()?) {
+    let location = match namespace::locate_remote(&worker, lookups.remote()) {
         Ok(Located::Here(location)) => location,
         Ok(Located::AskDatabase(origin)) => {
             if !lookups::is_deployed(&mut lookups, &worker)? {
@@ -206,7 +209,7 @@ fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Lo
             Location::Remote(origin)
         }
         Err(DispatchError::Configuration) => {
-            if let Err(problem) = lookups.remote()? {
+            if let Err(problem) = lookups.remote() {
                 settings::invalid(ctx.request_id, problem);
             }
             return Err(DispatchError::Configuration);
@@ -306,10 +309,14 @@ fn described_namespace(ctx: Context) -> Result<(Vec<WorkerName>, LookupConfig), 
         .config
         .workers()
         .map_err(|problem| settings::invalid(ctx.request_id, &problem))?;
-    Ok((workers, settings::lookups(ctx.request_id, ctx.config)?))
+    let lookups = ctx
+        .config
+        .lookups()
+        .map_err(|problem| settings::invalid(ctx.request_id, &problem))?;
+    Ok((workers, lookups))
 }
 
-/// Informational only: "unknown" when it cannot be read, never its default.
+/// Informational only.
 fn environment(ctx: Context) -> String {
-    settings::single(ctx.request_id, "environment").unwrap_or_else(|_| "unknown".into())
+    ctx.config.environment().to_string()
 }

@@ -2,14 +2,14 @@
 //!
 //! 1. [`host`] classify the host (dispatcher, tenant subdomain, custom domain);
 //! 2. [`route`] resolve the worker or the dispatcher endpoint;
-//! 3. [`admit`] check methods, limits and loops (a limit is read only by a request it can
-//!    refuse: [`admit_limits`]);
+//! 3. [`admit`] check methods, limits and loops (a limit is parsed only by a request it can
+//!    refuse, so an unusable one fails only those: [`admit_limits`]);
 //! 4. [`namespace`] locate the worker: a component of this app, or a remote one;
 //! 5. [`upstream`] build the request the worker receives;
 //! 6. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
 //! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the
-//! request needs (each a variable read, so most requests read none). A custom domain's worker,
+//! request needs (most requests need none). A custom domain's worker,
 //! and whether a name is a deployed remote worker, may need a database; the glue asks it between
 //! 3 and 4 and then calls [`prepare_forward`] for 4 and 5.
 
@@ -80,8 +80,8 @@ pub struct Pending {
     pub loops: usize,
 }
 
-/// Reads a limit when a request needs it: the glue reads its Spin variable (and keeps it for the
-/// rest of the request), tests give values.
+/// Gives a limit when a request needs it: the glue parses it from the request's settings, tests
+/// give values.
 pub trait Limits {
     fn get(&self, limit: Limit) -> Result<u64, DispatchError>;
 }

@@ -69,7 +69,7 @@ mod tests {
     }
 
     fn lookups(pairs: &[(&str, &str)]) -> LookupConfig {
-        LookupConfig::from_lookup(lookup(pairs), &config(&[])).unwrap()
+        config(pairs).lookups().unwrap()
     }
 
     fn name(name: &str) -> WorkerName {

@@ -48,8 +48,10 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
+    /// An application variable, or a key of the dispatcher's `settings`
+    /// ([`crate::set_variable`]), so a test names the setting it changes.
     pub fn variable(mut self, name: &str, value: &str) -> Self {
-        self.variables.insert(name.to_string(), value.to_string());
+        crate::set_variable(&mut self.variables, name, value);
         self
     }
 
@@ -129,6 +131,14 @@ impl Running {
     }
 
     pub async fn start(kind: HostKind, spec: &AppSpec) -> Result<Running> {
+        if let Some(both) = spec
+            .failing_variables
+            .iter()
+            .find(|name| spec.variables.contains_key(*name))
+        {
+            // On Spin the value would answer before the failing provider is asked.
+            anyhow::bail!("variable '{both}' is both given a value and made to fail");
+        }
         match kind {
             HostKind::TestHost => {
                 let mut options = AppOptions {

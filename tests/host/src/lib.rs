@@ -49,6 +49,27 @@ pub use http_server::{HttpServer, serve_http};
 pub use manifest::Manifest;
 
 /// The repository root, where `spin.toml` and `target/` are.
+/// Sets `name` in `variables`, an app's variable values: a key of the dispatcher's `settings`
+/// goes into that variable's `key=value` entries (replacing the key's earlier value), any other
+/// name is an application variable of its own.
+pub fn set_variable(variables: &mut BTreeMap<String, String>, name: &str, value: &str) {
+    if !libra_dispatcher::config::is_setting(name) {
+        variables.insert(name.to_string(), value.to_string());
+        return;
+    }
+    let settings = variables
+        .entry(libra_dispatcher::config::SETTINGS_VARIABLE.to_string())
+        .or_default();
+    let mut entries: Vec<String> = settings
+        .split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty() && entry.split_once('=').map(|(key, _)| key.trim()) != Some(name))
+        .map(str::to_string)
+        .collect();
+    entries.push(format!("{name}={value}"));
+    *settings = entries.join("; ");
+}
+
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -101,8 +122,9 @@ impl Default for AppOptions {
 }
 
 impl AppOptions {
+    /// An application variable, or a key of the dispatcher's `settings` ([`set_variable`]).
     pub fn variable(mut self, name: &str, value: &str) -> Self {
-        self.variables.insert(name.to_string(), value.to_string());
+        set_variable(&mut self.variables, name, value);
         self
     }
 
@@ -396,6 +418,12 @@ impl App {
             .as_ref()
             .map(|c| c.lock().unwrap().clone())
             .unwrap_or_default()
+    }
+
+    /// How many application variables components' variable reads have resolved so far (on Spin,
+    /// each one is a provider lookup: see the README's "Performance").
+    pub fn variable_lookups(&self) -> u64 {
+        self.0.variables.guest_lookups()
     }
 
     /// The destinations components asked for (`*.spin.internal` and real hosts), in order, denied

@@ -12,6 +12,8 @@ use crate::manifest::Variable;
 
 pub struct Resolver {
     values: BTreeMap<String, Option<String>>,
+    /// Application variables resolved for guests' reads: each is a provider lookup on Spin.
+    guest_lookups: std::sync::atomic::AtomicU64,
     /// Variables whose provider fails (as a Vault that is down does): reading one is an error.
     failing: std::collections::BTreeSet<String>,
 }
@@ -35,6 +37,7 @@ impl Resolver {
         }
         Ok(Resolver {
             values,
+            guest_lookups: Default::default(),
             failing: failing.clone(),
         })
     }
@@ -51,9 +54,15 @@ impl Resolver {
     pub fn expand_lenient(&self, template: &str) -> Result<String> {
         Resolver {
             values: self.values.clone(),
+            guest_lookups: Default::default(),
             failing: Default::default(),
         }
         .expand(template)
+    }
+
+    /// How many application variables guests' reads have resolved so far.
+    pub fn guest_lookups(&self) -> u64 {
+        self.guest_lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Expands `{{ name }}` references to application variables.
@@ -102,10 +111,12 @@ impl variables::Host for HostState {
                 self.component_id
             )));
         };
-        self.app
-            .variables
-            .expand(template)
-            .map_err(|e| Error::Provider(e.to_string()))
+        let variables = &self.app.variables;
+        variables.guest_lookups.fetch_add(
+            template.matches("{{").count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        variables.expand(template).map_err(|e| Error::Provider(e.to_string()))
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use libra_test_host::stats::{median, paired_ratio};
-use libra_test_host::{App, AppOptions, project_root, wasm_path};
+use libra_test_host::{App, AppOptions, project_root, set_variable, wasm_path};
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -79,9 +79,11 @@ fn counting_app_with(variables: &[(&str, &str)], count_host_calls: bool) -> App 
     };
     let overrides =
         std::env::vars().filter_map(|(k, v)| k.strip_prefix("BENCH_VAR_").map(|n| (n.to_ascii_lowercase(), v)));
-    options.variables.extend(overrides);
+    for (name, value) in overrides {
+        set_variable(&mut options.variables, &name, &value);
+    }
     for (name, value) in variables {
-        options.variables.insert(name.to_string(), value.to_string());
+        set_variable(&mut options.variables, name, value);
     }
     for forwarder in ["forwarder", "forwarder-lean"] {
         options = options.worker_with_outbound(forwarder, wasm_path(forwarder), &["http://hello.spin.internal"]);

@@ -18,10 +18,6 @@
 //!       membership from PostgreSQL with the cache warm,
 //!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
-//! `BENCH_LOOKUPS=0,1,3,7` adds one mode per number k: the dispatcher `.wasm` again, with a
-//! `routing` template that names only the first k of its variables and spells the others' defaults
-//! out, so it reads the same settings with k lookups. `k/0` is what Spin charges for k lookups.
-//!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
 //! dispatcher (to time a variant against the lean forwarder); `BENCH_CORES=0,1` the cores for Spin and wrk;
@@ -33,11 +29,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use libra_dispatcher::config::{ROUTING, SEPARATOR, default_of};
 use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::spin_cli::{self, ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
-use libra_test_host::{project_root, wasm_path};
+use libra_test_host::{project_root, set_variable, wasm_path};
 
 /// Which of the benchmark's apps serves a mode.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -187,7 +182,7 @@ fn remote_front(spin_core: &str, remote_port: u16, postgres: &TestPostgres) -> R
         // Longer than the run, so "the cache warm" holds for every request measured.
         ("domain_cache_ttl_s", "3600".into()),
     ] {
-        options.variables.insert(name.into(), value);
+        set_variable(&mut options.variables, name, &value);
     }
     from_bench_environment(&mut options);
     options.extra_workers.push(ExtraWorker {
@@ -222,57 +217,10 @@ async fn membership_queries(postgres: &TestPostgres) -> Result<u64> {
 fn from_bench_environment(options: &mut SpinOptions) {
     for (name, value) in std::env::vars() {
         if let Some(name) = name.strip_prefix("BENCH_VAR_") {
-            options.variables.insert(name.to_ascii_lowercase(), value);
+            set_variable(&mut options.variables, &name.to_ascii_lowercase(), &value);
         } else if let Some(name) = name.strip_prefix("BENCH_SPIN_ENV_") {
             options.env.push((name.to_string(), value));
         }
-    }
-}
-
-/// The `BENCH_LOOKUPS` numbers, each at most the `routing` bundle's size.
-fn lookup_counts() -> Result<Vec<usize>> {
-    let Ok(text) = std::env::var("BENCH_LOOKUPS") else {
-        return Ok(Vec::new());
-    };
-    text.split(',')
-        .map(|k| match k.trim().parse::<usize>() {
-            Ok(k) if k <= ROUTING.len() => Ok(k),
-            _ => bail!("BENCH_LOOKUPS: '{k}' is not a number from 0 to {}", ROUTING.len()),
-        })
-        .collect()
-}
-
-/// A `routing` template that names the first `lookups` variables and spells out the others'
-/// defaults: the same settings, read with `lookups` provider lookups.
-fn routing_template(lookups: usize) -> String {
-    ROUTING
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            if i < lookups {
-                format!("{{{{ {name} }}}}")
-            } else {
-                default_of(name).to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(&SEPARATOR.to_string())
-}
-
-/// The mode key of one `BENCH_LOOKUPS` number: the number's digit.
-fn lookups_key(lookups: usize) -> char {
-    char::from_digit(lookups as u32, 10).expect("one digit")
-}
-
-/// The mode of one `BENCH_LOOKUPS` number (the process ends with the benchmark, so its texts
-/// are leaked rather than owned).
-fn lookups_mode(lookups: usize) -> Mode {
-    Mode {
-        key: lookups_key(lookups),
-        label: format!("({lookups}) dispatcher, {lookups} lookups").leak(),
-        host: "hello.localhost",
-        path: format!("/bench/lookups-{lookups}").leak(),
-        serving: Serving::Main,
     }
 }
 
@@ -294,7 +242,7 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
         options.runtime_config = Some(toml::to_string(&config)?);
     }
     for (name, value) in variables {
-        options.variables.insert(name.to_string(), value.to_string());
+        set_variable(&mut options.variables, name, value);
     }
     from_bench_environment(&mut options);
     for forwarder in ["forwarder", "forwarder-lean", "forwarder-sdk"] {
@@ -319,19 +267,6 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     options
         .public_routes
         .push(("/bench/dispatcher-unset/...".into(), "dispatcher-unset".into()));
-    for lookups in lookup_counts()? {
-        // A component id's words must start with a letter.
-        let id = format!("lookups{lookups}");
-        options.extra_workers.push(ExtraWorker {
-            id: id.clone(),
-            wasm: wasm_path("libra_dispatcher"),
-            allowed_outbound_hosts: vec!["http://*.spin.internal".into()],
-            variables: vec![("routing".into(), routing_template(lookups))],
-        });
-        options
-            .public_routes
-            .push((format!("/bench/lookups-{lookups}/..."), id));
-    }
     options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
     options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
     SpinApp::start(&options)
@@ -389,7 +324,6 @@ fn main() -> Result<()> {
             only.as_deref()
                 .is_none_or(|o| o.split(',').any(|k| k.trim() == m.key.to_string()))
         })
-        .chain(lookup_counts()?.into_iter().map(lookups_mode))
         .collect();
 
     let main_app = app(spin_core, &[])?;
@@ -492,18 +426,6 @@ fn main() -> Result<()> {
             && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
         {
             println!("  {label:<40} {value:.3}  ({low:.3}-{high:.3}){target}");
-        }
-    }
-    for lookups in lookup_counts()? {
-        let key = lookups_key(lookups);
-        if let (Some(t), Some(b)) = (index(key), index('0'))
-            && lookups > 0
-            && let Some((value, low, high)) = paired_ratio(&requests[t], &requests[b])
-        {
-            println!(
-                "  {:<40} {value:.3}  ({low:.3}-{high:.3})",
-                format!("{key}/0 ({lookups} lookups vs none)")
-            );
         }
     }
     if let Some(r) = index('r') {

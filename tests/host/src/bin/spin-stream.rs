@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper_util::rt::TokioIo;
 use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, bench_cores, pin_this_process, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
-use libra_test_host::wasm_path;
+use libra_test_host::{set_variable, wasm_path};
 
 const CHUNK: usize = 1 << 20;
 
@@ -45,8 +45,8 @@ fn dispatcher_app(core: &str, cap: u64) -> Result<SpinApp> {
         allowed_outbound_hosts: Vec::new(),
         variables: Vec::new(),
     });
-    options.variables.insert("workers".into(), "echo,faulty,hello".into());
-    options.variables.insert("max_body_bytes".into(), cap.to_string());
+    set_variable(&mut options.variables, "workers", "echo,faulty,hello");
+    set_variable(&mut options.variables, "max_body_bytes", &cap.to_string());
     SpinApp::start(&options)
 }
 

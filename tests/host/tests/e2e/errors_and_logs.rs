@@ -128,16 +128,18 @@ async fn invalid_configuration_is_a_500_that_leaks_nothing(host: HostKind) {
     );
     assert_eq!(log_of(&app, &reply).await["error"], "configuration_error");
     let logged = app
-        .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == "upstream_timeout_ms")
+        .wait_for_log(|l| {
+            l["requestId"] == reply.request_id() && l["variable"] == "settings" && l["setting"] == "upstream_timeout_ms"
+        })
         .await;
     assert_eq!(logged.len(), 1);
 }
 
-on_both_hosts!(a_limit_is_read_only_by_a_request_it_can_refuse);
-/// `max_body_bytes` and `max_loop_count` are read only by the requests they can refuse (each read
-/// is a host round trip). So an unusable limit fails exactly those requests: never a bodyless
-/// one, and never by falling back to the default.
-async fn a_limit_is_read_only_by_a_request_it_can_refuse(host: HostKind) {
+on_both_hosts!(an_unusable_limit_fails_only_the_requests_it_can_refuse);
+/// `max_body_bytes` and `max_loop_count` are parsed only by the requests they can refuse. So an
+/// unusable limit fails exactly those requests: never a bodyless one, and never by falling back
+/// to the default.
+async fn an_unusable_limit_fails_only_the_requests_it_can_refuse(host: HostKind) {
     let app = start(
         host,
         spec()
@@ -177,8 +179,124 @@ async fn a_limit_is_read_only_by_a_request_it_can_refuse(host: HostKind) {
             "{variable}"
         );
         let logged = app
-            .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == variable)
+            .wait_for_log(|l| {
+                l["requestId"] == reply.request_id() && l["variable"] == "settings" && l["setting"] == variable
+            })
             .await;
         assert_eq!(logged.len(), 1, "{variable}");
+    }
+}
+
+on_both_hosts!(a_settings_typo_fails_every_request_and_never_leaks_a_value);
+/// One variable holds every setting, so a mistake in it must be loud: an unknown key is never
+/// ignored (its setting would quietly stay at the default), and the log names the key but never
+/// echoes a value (a secret pasted into the wrong variable stays out of the log).
+async fn a_settings_typo_fails_every_request_and_never_leaks_a_value(host: HostKind) {
+    for (settings, problem) in [
+        ("workers=echo; base_domian=libra.sh", "has an unknown key 'base_domian'"),
+        (
+            "workers=echo\nadmin_token=s3cret-token",
+            "names 'admin_token', which is an application variable of its own, not a setting",
+        ),
+        ("workers=echo; s3cret-token", "an entry is not key=value"),
+        ("workers=echo; workers=hello", "sets 'workers' twice"),
+    ] {
+        let app = start(host, spec().variable("settings", settings)).await;
+        for (host_name, path) in [("echo.localhost", "/"), ("localhost", "/health")] {
+            let reply = get(host_name, path).send(&app).await;
+            assert_eq!(
+                (reply.status, reply.problem().as_str()),
+                (500, "configuration_error"),
+                "{settings:?} {host_name}"
+            );
+            assert!(!reply.text().contains("settings"), "{}", reply.text());
+            let logged = app
+                .wait_for_log(|l| {
+                    l["requestId"] == reply.request_id() && l["variable"] == "settings" && l["problem"] == problem
+                })
+                .await;
+            assert_eq!(logged.len(), 1, "{settings:?}");
+        }
+        let everything = app.stdout("dispatcher").await;
+        assert!(!everything.contains("s3cret"), "{everything}");
+    }
+}
+
+on_both_hosts!(settings_whose_provider_fails_fail_closed);
+/// Every request reads `settings` first: while its provider is down, nothing is routed with
+/// defaults in its place. The request is refused as unavailable (retry later), not misrouted.
+async fn settings_whose_provider_fails_fail_closed(host: HostKind) {
+    // A failing variable must not be given a value too (on Spin the value would answer first).
+    let spec = AppSpec::default()
+        .sqlite_file("db/sqlite/schema.sql")
+        .failing("settings");
+    let app = start(host, spec).await;
+    for (host_name, path) in [
+        ("echo.localhost", "/"),
+        ("localhost", "/health"),
+        ("localhost", "/dispatch/echo/"),
+    ] {
+        let reply = get(host_name, path).send(&app).await;
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (503, "configuration_unavailable"),
+            "{host_name}{path}"
+        );
+        assert!(reply.header("retry-after").is_some());
+        let logged = app
+            .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == "settings")
+            .await;
+        assert_eq!(logged.len(), 1);
+    }
+}
+
+/// On Spin 4.0.2 every application variable a request resolves is a provider lookup, and the
+/// second one in a request costs far more than the first (see the README's "Performance"). So a
+/// request resolves exactly one, `settings`, on every route; only an admin endpoint with a
+/// token configured reads that secret too. Counted by the test host: Spin cannot count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_resolves_one_application_variable() {
+    let app = start(
+        HostKind::TestHost,
+        spec()
+            .variable("admin_token", "t0ken")
+            .variable("worker_url_template", "http://{worker}.workers.test")
+            .variable("remote_workers", "shop"),
+    )
+    .await;
+    app.sqlite_execute_batch(
+        "INSERT INTO project (id, custom_domain, custom_domain_status, production_deploy_url) \
+         VALUES ('p1', 'shop.example.com', 'active', 'https://echo.localhost')",
+    )
+    .unwrap();
+    let counter = app.test_host().expect("the test host");
+    let warm = get("shop.example.com", "/").send(&app).await;
+    assert_eq!(warm.status, 200, "the cache is warm after this");
+    for (what, sent, body, lookups) in [
+        ("subdomain", get("echo.localhost", "/x"), "", 1),
+        ("path", get("localhost", "/dispatch/echo/x"), "", 1),
+        ("query", get("localhost", "/dispatch?worker=echo"), "", 1),
+        ("custom domain, cache warm", get("shop.example.com", "/"), "", 1),
+        ("a body", request("POST", "echo.localhost", "/"), "a body", 1),
+        (
+            "looped once",
+            get("echo.localhost", "/").header("cdn-loop", "libra-dispatcher"),
+            "",
+            1,
+        ),
+        ("health", get("localhost", "/health"), "", 1),
+        ("an unknown worker", get("ghost.localhost", "/"), "", 1),
+        (
+            "admin endpoint",
+            get("localhost", "/dispatch").header("authorization", "Bearer t0ken"),
+            "",
+            2,
+        ),
+    ] {
+        let before = counter.variable_lookups();
+        let reply = sent.send_body(&app, body).await;
+        assert!(reply.status < 500, "{what}: {}", reply.status);
+        // The dispatcher reads its variables before it answers.
+        assert_eq!(counter.variable_lookups() - before, lookups, "{what}");
     }
 }

@@ -1,6 +1,6 @@
 //! The shipped `spin.toml` agrees with the dispatcher's code.
 
-use libra_dispatcher::config::{DATABASE, REMOTE, ROUTING, VARIABLES, bundle_template};
+use libra_dispatcher::config::{READ, VARIABLES};
 use libra_dispatcher::pipeline::worker_name::DOCS_COMPONENT;
 use libra_test_host::{Manifest, project_root};
 
@@ -11,7 +11,8 @@ fn manifest() -> Manifest {
 #[test]
 fn the_namespace_is_derived_from_the_manifests_private_components() {
     let manifest = manifest();
-    assert_eq!(manifest.variables["workers"].default.as_deref(), Some(""));
+    // `settings` gives no `workers` by default: the namespace is the manifest's.
+    assert_eq!(manifest.variables["settings"].default.as_deref(), Some(""));
     let workers: Vec<String> = manifest
         .private_components()
         .into_iter()
@@ -52,50 +53,36 @@ fn the_dispatcher_owns_the_only_public_route_and_can_reach_workers() {
     }
 }
 
-/// The variables the dispatcher reads on their own.
-const SINGLES: [&str; 6] = [
-    "namespace",
-    "environment",
-    "postgres_url",
-    "admin_token",
-    "max_body_bytes",
-    "max_loop_count",
-];
-
 #[test]
 fn every_variable_the_code_reads_is_declared_with_the_same_default() {
+    for path in ["spin.toml", "deploy/fermyon-cloud/spin.toml"] {
+        let manifest = Manifest::load(&project_root().join(path)).unwrap();
+        let mut declared: Vec<&str> = manifest.variables.keys().map(String::as_str).collect();
+        declared.sort();
+        let mut known: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+        known.sort();
+        // Spin resolves every application variable for each instance that sends a request:
+        // one more is a cost on every request, so none is declared that the code does not know.
+        assert_eq!(declared, known, "{path}: [variables]");
+        // The dispatcher reads each variable it needs through a component variable of the same
+        // name, and nothing else.
+        let expected: std::collections::BTreeMap<String, String> = READ
+            .iter()
+            .map(|name| (name.to_string(), format!("{{{{ {name} }}}}")))
+            .collect();
+        assert_eq!(
+            manifest.component["dispatcher"].variables, expected,
+            "{path}: [component.dispatcher.variables]"
+        );
+    }
     let manifest = manifest();
-    let dispatcher = &manifest.component["dispatcher"];
     for (name, default) in VARIABLES {
-        let declared = manifest
-            .variables
-            .get(*name)
-            .unwrap_or_else(|| panic!("spin.toml lacks variable {name}"));
-        if *name != "workers" {
-            assert_eq!(declared.default.as_deref(), Some(*default), "default of {name}");
-        }
+        assert_eq!(
+            manifest.variables[*name].default.as_deref(),
+            Some(*default),
+            "spin.toml: default of {name}"
+        );
     }
-    // The dispatcher reads them through three bundles (in the code's order) and six singles;
-    // every variable reaches it exactly once.
-    let mut expected = std::collections::BTreeMap::new();
-    expected.insert("routing".to_string(), bundle_template(ROUTING));
-    expected.insert("remote".to_string(), bundle_template(REMOTE));
-    expected.insert("database".to_string(), bundle_template(DATABASE));
-    for single in SINGLES {
-        expected.insert(single.to_string(), format!("{{{{ {single} }}}}"));
-    }
-    assert_eq!(dispatcher.variables, expected, "[component.dispatcher.variables]");
-    let mut read: Vec<&str> = ROUTING
-        .iter()
-        .chain(REMOTE)
-        .chain(DATABASE)
-        .copied()
-        .chain(SINGLES)
-        .collect();
-    read.sort();
-    let mut all: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
-    all.sort();
-    assert_eq!(read, all, "every variable the code knows is read, once");
 }
 
 /// Spin's store and database labels are app-wide: a component granted a label reads and writes

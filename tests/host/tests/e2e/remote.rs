@@ -285,7 +285,11 @@ async fn a_bad_template_fails_remote_names_only_and_names_the_variable(host: Hos
         );
         assert!(!reply.text().contains("worker_url_template"), "{}", reply.text());
         let logged = app
-            .wait_for_log(|l| l["requestId"] == reply.request_id() && l["variable"] == "worker_url_template")
+            .wait_for_log(|l| {
+                l["requestId"] == reply.request_id()
+                    && l["variable"] == "settings"
+                    && l["setting"] == "worker_url_template"
+            })
             .await;
         assert_eq!(logged.len(), 1, "{template}");
         assert_eq!(get("echo.localhost", "/").send(&app).await.status, 200, "{template}");
