@@ -27,6 +27,7 @@ there is one, 2 when a file or module is missing.
 """
 
 import argparse
+import difflib
 import re
 import sys
 import tomllib
@@ -296,25 +297,30 @@ def setting_defaults():
     return dict(re.findall(r'\("(\w+)", "([^"]*)"\)', m.group(1)))
 
 
+# Rust's `str::trim`: the Unicode White_Space characters. Python's `str.strip()` would also
+# strip U+001C-U+001F, which the dispatcher keeps.
+_RUST_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
 def settings(value):
     """The `settings` variable as the dispatcher reads it (src/config.rs, `Settings::parse`): the
-    keys it gives, by name. Raises ValueError, naming the key but never a value, where the
-    dispatcher would refuse it (500 configuration_error on every request)."""
+    keys it gives, by name. Raises ValueError where the dispatcher would refuse it (500
+    configuration_error on every request), naming a key only when it is close to a real one,
+    never a value."""
     known = setting_defaults()
     given = {}
-    for entry in re.split(r"[;\n\r]", value or ""):
-        entry = entry.strip()
-        if not entry:
-            continue
+    entries = [e.strip(_RUST_WHITESPACE) for e in re.split(r"[;\n\r]", value or "")]
+    for index, entry in enumerate([e for e in entries if e], start=1):
         key, sep, val = entry.partition("=")
-        key = key.strip()
+        key = key.strip(_RUST_WHITESPACE)
         if not sep:
-            raise ValueError("an entry is not key=value")
+            raise ValueError(f"entry {index} is not key=value")
         if key not in known:
-            raise ValueError(f"unknown key {key!r}" if re.fullmatch(r"[a-z0-9_]{1,40}", key) else "an unknown key")
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            raise ValueError(f"unknown key {key!r} (did you mean {close[0]!r}?)" if close else f"entry {index} has an unknown key")
         if key in given:
             raise ValueError(f"sets {key!r} twice")
-        given[key] = val.strip()
+        given[key] = val.strip(_RUST_WHITESPACE)
     return given
 
 
@@ -485,12 +491,14 @@ class Checker:
         if "settings" in read:
             raw = variable_value("settings")
             if raw is None:
-                self.problem(f"{doc}: variable 'settings' comes from a Secret: keep it a plain value, so it can be checked")
+                self.problem(f"{doc}: variable 'settings' comes from valueFrom: keep it a plain value, so it can be checked")
             else:
                 try:
                     given = settings(raw)
                 except ValueError as problem:
+                    # The checks below would only repeat it with every setting at its default.
                     self.problem(f"{doc}: variable 'settings': {problem}; the dispatcher would refuse every request")
+                    return None
 
         def value_of(vname):
             """A key of `settings` (given, or its default) or a variable, as the dispatcher sees it."""

@@ -85,17 +85,19 @@ impl Settings {
             problem,
         };
         let mut given: Vec<(&'static str, String)> = Vec::new();
-        for entry in value.split([';', '\n', '\r']).map(str::trim) {
-            if entry.is_empty() {
-                continue;
-            }
+        for (index, entry) in value
+            .split([';', '\n', '\r'])
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .enumerate()
+        {
             // Never echo an entry: a misplaced secret must not reach the log.
             let (key, value) = entry
                 .split_once('=')
-                .ok_or_else(|| fail("an entry is not key=value".into()))?;
+                .ok_or_else(|| fail(format!("entry {} is not key=value", index + 1)))?;
             let key = key.trim();
             let Some(&(known, _)) = SETTINGS.iter().find(|(name, _)| *name == key) else {
-                return Err(fail(unknown_key(key)));
+                return Err(fail(unknown_key(key, index + 1)));
             };
             if given.iter().any(|(name, _)| *name == known) {
                 return Err(fail(format!("sets '{known}' twice")));
@@ -128,20 +130,24 @@ impl Settings {
     }
 }
 
-/// Why a key is refused, naming it only when it looks like a key (never a value pasted there).
-fn unknown_key(key: &str) -> String {
-    let looks_like_a_key = !key.is_empty()
-        && key.len() <= 40
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !looks_like_a_key {
-        return "has an unknown key".into();
-    }
+/// Why the `entry`th entry's key is refused. The key is named only when it is known to be a
+/// name: an application variable's, or within two edits of a setting's (then with the setting
+/// it probably means). Anything else may be a value pasted in the wrong place, a secret even,
+/// so it is never echoed: the entry's position finds it.
+fn unknown_key(key: &str, entry: usize) -> String {
     if VARIABLES.iter().any(|(name, _)| *name == key) {
         return format!("names '{key}', which is an application variable of its own, not a setting");
     }
-    format!("has an unknown key '{key}'")
+    let closest = SETTINGS
+        .iter()
+        .map(|(name, _)| (strsim::levenshtein(key, name), *name))
+        .min();
+    match closest {
+        Some((distance, name)) if distance <= 2 => {
+            format!("has an unknown key '{key}' (did you mean '{name}'?)")
+        }
+        _ => format!("has an unknown key (entry {entry})"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -592,10 +598,15 @@ mod tests {
     #[test]
     fn a_settings_typo_fails_closed_and_never_echoes_a_value() {
         for (value, problem) in [
-            ("base_domian=libra.sh", "has an unknown key 'base_domian'"),
+            (
+                "base_domian=libra.sh",
+                "has an unknown key 'base_domian' (did you mean 'base_domain'?)",
+            ),
             ("base_domain=a;base_domain=b", "sets 'base_domain' twice"),
-            ("hunter2", "an entry is not key=value"),
-            ("Secret Value=x", "has an unknown key"),
+            ("hunter2", "entry 1 is not key=value"),
+            ("workers=a; Secret Value=x", "has an unknown key (entry 2)"),
+            // Shaped like a key, but far from every one: it may be a secret, so never echoed.
+            ("0123456789abcdef0123hunter2=", "has an unknown key (entry 1)"),
             (
                 "admin_token=s3cret",
                 "names 'admin_token', which is an application variable of its own, not a setting",

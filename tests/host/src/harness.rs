@@ -131,6 +131,14 @@ impl Running {
     }
 
     pub async fn start(kind: HostKind, spec: &AppSpec) -> Result<Running> {
+        if let Some(setting) = spec
+            .failing_variables
+            .iter()
+            .find(|name| libra_dispatcher::config::is_setting(name))
+        {
+            // A provider fails for a whole variable; a setting is one key of `settings`.
+            anyhow::bail!("'{setting}' is a key of `settings`, not a variable: make `settings` fail instead");
+        }
         if let Some(both) = spec
             .failing_variables
             .iter()

@@ -48,20 +48,24 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 pub use http_server::{HttpServer, serve_http};
 pub use manifest::Manifest;
 
-/// The repository root, where `spin.toml` and `target/` are.
 /// Sets `name` in `variables`, an app's variable values: a key of the dispatcher's `settings`
 /// goes into that variable's `key=value` entries (replacing the key's earlier value), any other
-/// name is an application variable of its own.
+/// name is an application variable of its own. A setting's value cannot hold an entry
+/// separator (the dispatcher would read extra entries), so one that does is a test's mistake.
 pub fn set_variable(variables: &mut BTreeMap<String, String>, name: &str, value: &str) {
     if !libra_dispatcher::config::is_setting(name) {
         variables.insert(name.to_string(), value.to_string());
         return;
     }
+    assert!(
+        !value.contains([';', '\n', '\r']),
+        "the value of setting {name} holds an entry separator: {value:?}"
+    );
     let settings = variables
         .entry(libra_dispatcher::config::SETTINGS_VARIABLE.to_string())
         .or_default();
     let mut entries: Vec<String> = settings
-        .split(';')
+        .split([';', '\n', '\r'])
         .map(str::trim)
         .filter(|entry| !entry.is_empty() && entry.split_once('=').map(|(key, _)| key.trim()) != Some(name))
         .map(str::to_string)
@@ -70,6 +74,7 @@ pub fn set_variable(variables: &mut BTreeMap<String, String>, name: &str, value:
     *settings = entries.join("; ");
 }
 
+/// The repository root, where `spin.toml` and `target/` are.
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

@@ -193,12 +193,19 @@ on_both_hosts!(a_settings_typo_fails_every_request_and_never_leaks_a_value);
 /// echoes a value (a secret pasted into the wrong variable stays out of the log).
 async fn a_settings_typo_fails_every_request_and_never_leaks_a_value(host: HostKind) {
     for (settings, problem) in [
-        ("workers=echo; base_domian=libra.sh", "has an unknown key 'base_domian'"),
+        (
+            "workers=echo; base_domian=libra.sh",
+            "has an unknown key 'base_domian' (did you mean 'base_domain'?)",
+        ),
+        (
+            "workers=echo; s3cret_token_value_0123=x",
+            "has an unknown key (entry 2)",
+        ),
         (
             "workers=echo\nadmin_token=s3cret-token",
             "names 'admin_token', which is an application variable of its own, not a setting",
         ),
-        ("workers=echo; s3cret-token", "an entry is not key=value"),
+        ("workers=echo; s3cret-token", "entry 2 is not key=value"),
         ("workers=echo; workers=hello", "sets 'workers' twice"),
     ] {
         let app = start(host, spec().variable("settings", settings)).await;
@@ -298,5 +305,30 @@ async fn a_request_resolves_one_application_variable() {
         assert!(reply.status < 500, "{what}: {}", reply.status);
         // The dispatcher reads its variables before it answers.
         assert_eq!(counter.variable_lookups() - before, lookups, "{what}");
+    }
+}
+
+on_both_hosts!(an_unusable_lookup_setting_fails_only_the_requests_that_look_up);
+/// The cache's key prefix (`namespace`) is parsed only by a request that looks in the cache,
+/// the query timeout only by one that misses it: a bad value fails those requests and leaves
+/// subdomain routing alone.
+async fn an_unusable_lookup_setting_fails_only_the_requests_that_look_up(host: HostKind) {
+    for (setting, value) in [("namespace", "not:a:prefix"), ("db_timeout_ms", "never")] {
+        let app = start(host, spec().variable(setting, value)).await;
+        assert_eq!(get("echo.localhost", "/").send(&app).await.status, 200, "{setting}");
+        assert_eq!(get("localhost", "/dispatch/echo/").send(&app).await.status, 200);
+        let reply = get("shop.example.com", "/").send(&app).await;
+        assert_eq!(
+            (reply.status, reply.problem().as_str()),
+            (500, "configuration_error"),
+            "{setting}"
+        );
+        assert!(!reply.text().contains(value), "{}", reply.text());
+        let logged = app
+            .wait_for_log(|l| {
+                l["requestId"] == reply.request_id() && l["variable"] == "settings" && l["setting"] == setting
+            })
+            .await;
+        assert_eq!(logged.len(), 1, "{setting}");
     }
 }
