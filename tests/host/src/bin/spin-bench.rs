@@ -22,8 +22,12 @@
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
 //! dispatcher (to time a variant against the lean forwarder); `BENCH_CORES=0,1` the cores for Spin and wrk;
 //! `BENCH_VAR_<NAME>=value` sets a Spin variable of the apps with a dispatcher (as for the
-//! test-host bench); `BENCH_SPIN_ENV_<NAME>=value` puts `NAME=value` in their Spin process's
-//! environment (for example `BENCH_SPIN_ENV_SPIN_DISABLE_LOG_TO_TRACING=1`).
+//! test-host bench), a key of `settings` included; `BENCH_STATIC_PROVIDER=1` answers every variable
+//! from Spin's in-memory `static` provider; `BENCH_RUNTIME_CONFIG=<file>` adds a runtime
+//! configuration to the main and uncached apps (for example the key-value store on Redis: the
+//! two apps then share it, so (e) reads what (d) cached: time (e) without it);
+//! `BENCH_SPIN_ENV_<NAME>=value` puts `NAME=value` in their Spin process's environment (for
+//! example `BENCH_SPIN_ENV_SPIN_DISABLE_LOG_TO_TRACING=1`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -240,6 +244,10 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
         let mut config = toml::Table::new();
         config.insert("variables_provider".into(), toml::Value::Array(vec![provider.into()]));
         options.runtime_config = Some(toml::to_string(&config)?);
+    }
+    if let Some(path) = std::env::var_os("BENCH_RUNTIME_CONFIG") {
+        let extra = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.to_string_lossy()))?;
+        options.runtime_config = Some(options.runtime_config.unwrap_or_default() + "\n" + &extra);
     }
     for (name, value) in variables {
         set_variable(&mut options.variables, name, value);
