@@ -286,10 +286,11 @@ enum Waiting {
 /// host-side (`splice`), so the guest never holds or even allocates a chunk. Field order matters:
 /// a pollable must be dropped before its stream, and a stream before the body it belongs to.
 ///
-/// A body without a declared length asks for the cap when its first byte arrives, so an unusable
-/// cap never fails a bodyless request. Until then the pump moves one byte at a time: as with a cap known from
-/// the start, at most one byte past it reaches the worker, in a body then cut off. A declared
-/// length above 0 has the cap already (admission), so the pump starts with it.
+/// A body without a declared length asks for the cap when its first byte arrives, so an
+/// unusable cap never fails a bodyless request. Until then the pump moves one byte at a time: as
+/// with a cap known from the start, at most one byte past it reaches the worker, in a body then
+/// cut off. A declared length above 0 has the cap already (admission), so the pump starts with
+/// it.
 struct BodyPump<'a, L: Limits> {
     /// The streams' pollables, made once and reused for every wait.
     input_ready: Option<Pollable>,

@@ -9,9 +9,9 @@
 //! 6. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
 //! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the
-//! request needs (most requests need none). A custom domain's worker,
-//! and whether a name is a deployed remote worker, may need a database; the glue asks it between
-//! 3 and 4 and then calls [`prepare_forward`] for 4 and 5.
+//! request needs (most requests need none). A custom domain's worker, and whether a name is a
+//! deployed remote worker, may need a database; the glue asks it between 3 and 4 and then calls
+//! [`prepare_forward`] for 4 and 5.
 
 pub mod admit;
 pub mod downstream;
@@ -167,7 +167,7 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
 }
 
 /// The rest of phase 3, before any lookup: the limits a forwarded request can break. Each is
-/// read only when it can refuse the request: `max_body_bytes` for a declared length above 0 (a
+/// parsed only when it can refuse the request: `max_body_bytes` for a declared length above 0 (a
 /// body without one is counted as it streams), `max_loop_count` when the request already
 /// carries this dispatcher's `CDN-Loop` token.
 pub fn admit_limits(pending: &Pending, limits: &impl Limits) -> Result<(), DispatchError> {
