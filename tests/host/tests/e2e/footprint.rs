@@ -2,7 +2,9 @@
 //! (`linear_memory_keep_resident`) of every instance's memory after each request, so memory the
 //! dispatcher does not need is time spent on every request (see the README's "Performance").
 
-use libra_test_host::wasm_path;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use libra_test_host::{App, AppOptions, set_variable, wasm_path};
 use wasmparser::{ConstExpr, DataKind, Encoding, Operator, Parser, Payload};
 
 const PAGE: u64 = 64 * 1024;
@@ -101,4 +103,42 @@ fn the_dispatcher_links_a_small_stack_first_in_memory() {
     // The control: a component linked with Rust's defaults starts at over a megabyte.
     let default_pages = program("forwarder").pages.unwrap();
     assert!(default_pages * PAGE > 1024 * 1024, "{default_pages} pages");
+}
+
+/// What one subdomain `GET` of a small page costs the dispatcher in calls into the host, on the
+/// test host (which counts them). On Spin each call costs a few microseconds, and this path is
+/// most of the traffic, so the count may only go up with a benchmark line that pays for it
+/// (`scripts/bench spin`; `scripts/bench test-host` lists the counts).
+const SUBDOMAIN_GET_HOST_CALLS: u64 = 87;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subdomain_get_stays_within_its_host_call_budget() {
+    let mut options = AppOptions {
+        capture_stdout: false,
+        count_host_calls: true,
+        ..AppOptions::default()
+    };
+    set_variable(&mut options.variables, "workers", "hello");
+    let app = App::new(options).expect("the app starts");
+    let client = "127.0.0.1:50000".parse().unwrap();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let before = app.host_calls().get("dispatcher").copied().unwrap_or(0);
+        let request = http::Request::builder()
+            .uri("/")
+            .header("host", "hello.localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = app.handle(request, client).await.expect("has a Host");
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        assert!(body.starts_with(b"<!doctype html>"), "the hello page");
+        // The dispatcher writes its log line after the response has ended.
+        app.wait_idle("dispatcher").await;
+        counts.push(app.host_calls()["dispatcher"] - before);
+    }
+    assert!(
+        counts.iter().all(|&calls| calls <= SUBDOMAIN_GET_HOST_CALLS),
+        "host calls per request: {counts:?}, budget {SUBDOMAIN_GET_HOST_CALLS}"
+    );
 }
