@@ -57,6 +57,10 @@ pub struct SpinOptions {
     /// Components of `manifest` run from another `.wasm`: `(component id, file)`, e.g. a
     /// benchmark build of the dispatcher.
     pub sources: Vec<(String, PathBuf)>,
+    /// Components of `manifest` added again under another id, from another `.wasm`, with the
+    /// rest of their settings (variables, allowed hosts, stores) as they are: `(new id, copied
+    /// id, file)`. Give a copy a route with `public_routes`.
+    pub copies: Vec<(String, String, PathBuf)>,
     /// A command that runs Spin, such as `taskset -c 0` (it must exec Spin in its own process).
     pub wrapper: Vec<String>,
     /// Run `manifest` as it is, from its own directory (its relative sources and build commands
@@ -84,6 +88,7 @@ impl Default for SpinOptions {
             args: Vec::new(),
             public_routes: Vec::new(),
             sources: Vec::new(),
+            copies: Vec::new(),
             wrapper: Vec::new(),
             hosts: Vec::new(),
             as_is: false,
@@ -393,6 +398,15 @@ pub fn test_manifest(options: &SpinOptions) -> Result<String> {
         if let Some(source) = source {
             component.insert("source".into(), source.display().to_string().into());
         }
+    }
+    for (id, copied, wasm) in &options.copies {
+        let mut component = components
+            .get(copied)
+            .and_then(toml::Value::as_table)
+            .with_context(|| format!("no component '{copied}' to copy"))?
+            .clone();
+        component.insert("source".into(), wasm.display().to_string().into());
+        components.insert(id.clone(), component.into());
     }
     for worker in &options.extra_workers {
         let mut component = toml::Table::new();

@@ -11,6 +11,8 @@
 //!   (n) the same dispatcher `.wasm` added again with no component variables, so it reads none
 //!       and every setting is its default: c/n is what Spin charges for its variable reads, n/l
 //!       the dispatcher's own work,
+//!   (v) only with `BENCH_V_WASM=<file>`: that build of the dispatcher, added beside the shipped
+//!       one and configured as it is (variables, allowed hosts, stores),
 //!   (d) the dispatcher, by custom domain from SQLite, the cache warm,
 //!   (e) the same with the cache off (a second app, idle while the others run),
 //!   (h) the dispatcher's own `/health`,
@@ -20,7 +22,9 @@
 //!
 //! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
-//! dispatcher (to time a variant against the lean forwarder); `BENCH_CORES=0,1` the cores for Spin and wrk;
+//! dispatcher (to time a variant against the lean forwarder); `BENCH_V_WASM=<file>` adds mode
+//! (v), another build of the dispatcher configured as the shipped one is, in the same app, so
+//! v/c times a change side by side; `BENCH_CORES=0,1` the cores for Spin and wrk;
 //! `BENCH_VAR_<NAME>=value` sets a Spin variable of the apps with a dispatcher (as for the
 //! test-host bench), a key of `settings` included; `BENCH_STATIC_PROVIDER=1` answers every variable
 //! from Spin's in-memory `static` provider; `BENCH_RUNTIME_CONFIG=<file>` adds a runtime
@@ -100,6 +104,13 @@ const MODES: &[Mode] = &[
         label: "(n) dispatcher, no variables defined",
         host: "hello.localhost",
         path: "/bench/dispatcher-unset",
+        serving: Serving::Main,
+    },
+    Mode {
+        key: 'v',
+        label: "(v) BENCH_V_WASM's dispatcher, subdomain",
+        host: "hello.localhost",
+        path: "/bench/dispatcher-variant",
         serving: Serving::Main,
     },
     Mode {
@@ -275,6 +286,16 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     options
         .public_routes
         .push(("/bench/dispatcher-unset/...".into(), "dispatcher-unset".into()));
+    // Mode (v): another build of the dispatcher beside the shipped one, as the shipped one is
+    // configured (variables, allowed hosts, stores): v/c times a change side by side.
+    if let Some(variant) = std::env::var_os("BENCH_V_WASM") {
+        options
+            .copies
+            .push(("dispatcher-variant".into(), "dispatcher".into(), PathBuf::from(variant)));
+        options
+            .public_routes
+            .push(("/bench/dispatcher-variant/...".into(), "dispatcher-variant".into()));
+    }
     options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
     options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
     SpinApp::start(&options)
@@ -328,6 +349,7 @@ fn main() -> Result<()> {
     let modes: Vec<Mode> = MODES
         .iter()
         .copied()
+        .filter(|m| m.key != 'v' || std::env::var_os("BENCH_V_WASM").is_some())
         .filter(|m| {
             only.as_deref()
                 .is_none_or(|o| o.split(',').any(|k| k.trim() == m.key.to_string()))
@@ -424,6 +446,8 @@ fn main() -> Result<()> {
         ('c', 'l', "c/l (dispatcher vs lean forwarder)", "   target >= 0.90"),
         ('n', 'l', "n/l (no variables vs lean forwarder)", ""),
         ('c', 'n', "c/n (variables read vs none)", ""),
+        ('v', 'c', "v/c (BENCH_V_WASM's build vs shipped)", ""),
+        ('v', 'l', "v/l (BENCH_V_WASM's build vs lean)", ""),
         ('c', 's', "c/s (dispatcher vs spin-sdk forwarder)", ""),
         ('l', 's', "l/s (lean vs spin-sdk forwarder)", ""),
         ('d', 'c', "d/c (custom domain, cached)", "   target >= 0.95"),
