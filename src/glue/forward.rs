@@ -502,8 +502,8 @@ fn stream_response(
             // A worker that wrote a small body has usually ended it too by the time it answered:
             // a second splice at once sees the end, with no pollable to make, wait on and drop
             // (three host calls fewer per request; one splice and one check more, once, for a
-            // worker still writing).
-            Ok(moved) if moved > 0 && first_round => client_idle.moved(),
+            // worker still writing). The idle timer is not armed yet, so there is nothing to note.
+            Ok(moved) if moved > 0 && first_round => {}
             Ok(moved) => {
                 if moved == 0 && matches!(output.check_write(), Ok(0)) {
                     // The client's side is full: wait for room, but not for ever.
