@@ -105,6 +105,11 @@ pub struct AppOptions {
     /// Count every call a component makes into the host, resource drops included, for
     /// [`App::host_calls`]. The benchmark uses it to explain where time goes.
     pub count_host_calls: bool,
+    /// Count the WebAssembly instructions each component runs (wasmtime's fuel: about one unit
+    /// per instruction), for [`App::guest_instructions`]. Deterministic, unlike a clock: the
+    /// footprint tests keep budgets of it. The components are compiled with fuel checks for
+    /// this, so timings of such an app mean nothing.
+    pub count_guest_instructions: bool,
     /// Names the app's outbound requests resolve to before DNS is asked (its `/etc/hosts`).
     pub hosts: BTreeMap<String, std::net::IpAddr>,
     /// Variables whose provider fails when asked.
@@ -120,6 +125,7 @@ impl Default for AppOptions {
             memory_limit_bytes: 64 << 20,
             capture_stdout: true,
             count_host_calls: false,
+            count_guest_instructions: false,
             hosts: BTreeMap::new(),
             failing_variables: Default::default(),
         }
@@ -167,6 +173,8 @@ pub(crate) struct AppInner {
     sqlite_statements: std::sync::atomic::AtomicU64,
     /// Per component id, when [`AppOptions::count_host_calls`] is set.
     host_calls: Option<Mutex<HashMap<String, u64>>>,
+    /// Per component id, when [`AppOptions::count_guest_instructions`] is set.
+    guest_instructions: Option<Mutex<HashMap<String, u64>>>,
     hosts: BTreeMap<String, std::net::IpAddr>,
     _sqlite_dir: tempfile::TempDir,
 }
@@ -238,9 +246,11 @@ impl WasiHttpView for HostState {
     }
 }
 
-fn engine() -> &'static Engine {
+/// The engine components run on; `metered`: the same with fuel, to count instructions.
+fn engine(metered: bool) -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
+    static METERED: OnceLock<Engine> = OnceLock::new();
+    (if metered { &METERED } else { &ENGINE }).get_or_init(|| {
         // Spin's engine settings (`crates/core/src/lib.rs`): the pooling instance allocator, which
         // makes per-request instantiation cheap, with memories kept resident between uses.
         const MB: usize = 1 << 20;
@@ -269,15 +279,18 @@ fn engine() -> &'static Engine {
         if std::env::var_os("TEST_HOST_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
+        config.consume_fuel(metered);
         Engine::new(&config).expect("engine configuration is valid")
     })
 }
 
-/// Compiles each `.wasm` once per test binary: Cranelift is the slow part of starting an app.
-fn compile(path: &Path) -> Result<Component> {
-    static COMPILED: OnceLock<Mutex<HashMap<PathBuf, Component>>> = OnceLock::new();
+/// Compiles each `.wasm` once per test binary and engine: Cranelift is the slow part of
+/// starting an app.
+fn compile(path: &Path, metered: bool) -> Result<Component> {
+    static COMPILED: OnceLock<Mutex<HashMap<(PathBuf, bool), Component>>> = OnceLock::new();
     let cache = COMPILED.get_or_init(Default::default);
-    if let Some(component) = cache.lock().unwrap().get(path) {
+    let key = (path.to_path_buf(), metered);
+    if let Some(component) = cache.lock().unwrap().get(&key) {
         return Ok(component.clone());
     }
     if !path.exists() {
@@ -286,17 +299,18 @@ fn compile(path: &Path) -> Result<Component> {
             path.display()
         ));
     }
-    let component = Component::from_file(engine(), path)
+    let component = Component::from_file(engine(metered), path)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compiling {}", path.display()))?;
-    cache.lock().unwrap().insert(path.to_path_buf(), component.clone());
+    cache.lock().unwrap().insert(key, component.clone());
     Ok(component)
 }
 
 impl App {
     pub fn new(options: AppOptions) -> Result<App> {
         let manifest = Manifest::load(&options.manifest)?;
-        let engine = engine().clone();
+        let metered = options.count_guest_instructions;
+        let engine = engine(metered).clone();
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -322,7 +336,7 @@ impl App {
         let resolver = variables::Resolver::new(&manifest.variables, &options.variables, &options.failing_variables)?;
         let mut components = HashMap::new();
         for (id, path, spec) in sources {
-            let component = compile(&path)?;
+            let component = compile(&path, metered)?;
             // An import this host lacks fails here, loudly, naming the interface.
             let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
                 .map_err(anyhow::Error::from)
@@ -361,6 +375,7 @@ impl App {
             sqlite: Mutex::new(sqlite),
             sqlite_statements: Default::default(),
             host_calls: options.count_host_calls.then(Mutex::default),
+            guest_instructions: metered.then(Mutex::default),
             hosts: options.hosts.clone(),
             _sqlite_dir: sqlite_dir,
         })))
@@ -420,6 +435,17 @@ impl App {
     pub fn host_calls(&self) -> HashMap<String, u64> {
         self.0
             .host_calls
+            .as_ref()
+            .map(|c| c.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// WebAssembly instructions run so far, per component id (empty unless
+    /// [`AppOptions::count_guest_instructions`] is set). An invocation's count is added when it
+    /// has finished, so wait for the component to be idle first.
+    pub fn guest_instructions(&self) -> HashMap<String, u64> {
+        self.0
+            .guest_instructions
             .as_ref()
             .map(|c| c.lock().unwrap().clone())
             .unwrap_or_default()
@@ -543,6 +569,9 @@ impl AppInner {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
+        if self.guest_instructions.is_some() {
+            store.set_fuel(u64::MAX).expect("the engine consumes fuel");
+        }
         if self.host_calls.is_some() {
             store.call_hook(|store, hook| {
                 if matches!(hook, wasmtime::CallHook::CallingHost) {
@@ -587,6 +616,9 @@ impl AppInner {
                     .await
             }
             .await;
+            if let (Some(counts), Ok(left)) = (&app.guest_instructions, store.get_fuel()) {
+                *counts.lock().unwrap().entry(id.clone()).or_default() += u64::MAX - left;
+            }
             drop(store);
             app.in_flight.finish(&id);
             result

@@ -67,14 +67,23 @@ struct Apps {
 const SEED: &str = "INSERT INTO project (id, custom_domain, custom_domain_status, is_active, production_deploy_url) \
                     VALUES ('bench', 'shop.example.com', 'active', 1, 'http://hello.localhost:3000')";
 
-fn app_with(variables: &[(&str, &str)]) -> App {
-    counting_app_with(variables, false)
+/// What an app counts besides serving.
+#[derive(Clone, Copy, PartialEq)]
+enum Counting {
+    Nothing,
+    HostCalls,
+    GuestInstructions,
 }
 
-fn counting_app_with(variables: &[(&str, &str)], count_host_calls: bool) -> App {
+fn app_with(variables: &[(&str, &str)]) -> App {
+    counting_app_with(variables, Counting::Nothing)
+}
+
+fn counting_app_with(variables: &[(&str, &str)], counting: Counting) -> App {
     let mut options = AppOptions {
         capture_stdout: false,
-        count_host_calls,
+        count_host_calls: counting == Counting::HostCalls,
+        count_guest_instructions: counting == Counting::GuestInstructions,
         ..AppOptions::default()
     };
     let overrides =
@@ -213,35 +222,47 @@ fn main() {
         ratio("c/b' (vs forwarder, same stack)", 3, 2, "   the dispatcher's own work");
         ratio("d/c (custom domain, cached)", 4, 3, "   target >= 0.9");
         ratio("e/c (custom domain, uncached)", 5, 3, "");
-        // Host calls are most of a component's cost here, so their count explains the ratios.
-        let counting = Apps {
-            main: counting_app_with(&[], true),
-            uncached: counting_app_with(&[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")], true),
-        };
-        println!("host calls per request (front component + hello):");
-        for (_, mode) in &modes {
-            let app = match mode {
-                Mode::CustomDomainUncached => &counting.uncached,
-                _ => &counting.main,
+        // Host calls and guest instructions are what a component costs on Spin (see the README's
+        // "Performance"), so their counts explain the ratios. Both are exact, not timed.
+        for (counting, title) in [
+            (Counting::HostCalls, "host calls per request (front component + hello):"),
+            (
+                Counting::GuestInstructions,
+                "guest instructions per request (wasmtime fuel; front component + hello):",
+            ),
+        ] {
+            let apps = Apps {
+                main: counting_app_with(&[], counting),
+                uncached: counting_app_with(&[("domain_cache_ttl_s", "0"), ("domain_negative_ttl_s", "0")], counting),
             };
-            // A component may still be running (writing its log line) after its response ends.
-            let settled = || async {
-                for component in ["dispatcher", "forwarder", "forwarder-lean", "hello"] {
-                    app.wait_idle(component).await;
-                }
-                app.host_calls()
-            };
-            let before = settled().await;
-            one_request(&counting, *mode).await;
-            let after = settled().await;
-            let mut calls: Vec<(String, u64)> = after
-                .iter()
-                .map(|(id, n)| (id.clone(), n - before.get(id).copied().unwrap_or(0)))
-                .filter(|(_, delta)| *delta > 0)
-                .collect();
-            calls.sort_by_key(|(id, _)| id == "hello");
-            let listed: Vec<String> = calls.iter().map(|(id, n)| format!("{id} {n}")).collect();
-            println!("  {:<38} {}", mode.label(), listed.join(" + "));
+            println!("{title}");
+            for (_, mode) in &modes {
+                let app = match mode {
+                    Mode::CustomDomainUncached => &apps.uncached,
+                    _ => &apps.main,
+                };
+                // A component may still be running (writing its log line) after its response ends.
+                let settled = || async {
+                    for component in ["dispatcher", "forwarder", "forwarder-lean", "hello"] {
+                        app.wait_idle(component).await;
+                    }
+                    match counting {
+                        Counting::GuestInstructions => app.guest_instructions(),
+                        _ => app.host_calls(),
+                    }
+                };
+                let before = settled().await;
+                one_request(&apps, *mode).await;
+                let after = settled().await;
+                let mut counts: Vec<(String, u64)> = after
+                    .iter()
+                    .map(|(id, n)| (id.clone(), n - before.get(id).copied().unwrap_or(0)))
+                    .filter(|(_, delta)| *delta > 0)
+                    .collect();
+                counts.sort_by_key(|(id, _)| id == "hello");
+                let listed: Vec<String> = counts.iter().map(|(id, n)| format!("{id} {n}")).collect();
+                println!("  {:<38} {}", mode.label(), listed.join(" + "));
+            }
         }
         for component in ["hello", "forwarder", "forwarder-lean", "dispatcher"] {
             let cost = apps.main.instantiation_cost(component, 1000).await;
