@@ -18,6 +18,8 @@
 
 include!(concat!(env!("OUT_DIR"), "/manifest_workers.rs"));
 
+use std::borrow::Cow;
+
 /// The `workers` value that means "no local workers" (an empty value means the manifest's).
 pub const NO_LOCAL_WORKERS: &str = "-";
 
@@ -180,7 +182,7 @@ pub struct Config {
     /// The namespace (`workers`) as configured. Routing only asks whether one already-validated
     /// name is in it, which is a scan of this text: a namespace of thousands of workers costs
     /// no parsing or allocation per request. [`Config::workers`] validates the whole list.
-    workers: String,
+    workers: Cow<'static, str>,
     /// How long a worker has to answer once the request body is in.
     pub upstream_timeout_ms: u64,
     /// The longest pause in either body stream: the client's upload, the worker's download.
@@ -217,25 +219,29 @@ pub struct ConfigError {
 impl Config {
     /// The configuration from the `settings` variable's keys. Only what routing needs is
     /// parsed here; the rest when a request needs it.
+    ///
+    /// Every request runs this, and on Spin the guest's instructions are time (see the README's
+    /// "Performance"), so nothing is allocated that the configuration does not keep: the keys
+    /// are read in place, and the defaults are used as they are.
     pub fn from_settings(settings: Settings) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> String { settings.get(name).unwrap_or_else(|| default_of(name)).to_string() };
+        let get = |name: &'static str| -> &str { settings.get(name).unwrap_or_else(|| default_of(name)) };
         let fail = |variable: &'static str, problem: String| ConfigError { variable, problem };
 
-        let base_domain = normalise_configured_host(&get("base_domain"))
+        let base_domain = normalise_configured_host(get("base_domain"))
             .ok_or_else(|| fail("base_domain", "not a host name".into()))?;
-        let dispatcher_hosts = list(&get("dispatcher_hosts"))
+        let dispatcher_hosts = list(get("dispatcher_hosts"))
             .map(|h| {
                 normalise_configured_host(h)
                     .ok_or_else(|| fail("dispatcher_hosts", format!("'{h}' is not a host name")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let reserved_names: Vec<String> = list(&get("reserved_names")).map(str::to_ascii_lowercase).collect();
+        let reserved_names: Vec<String> = list(get("reserved_names")).map(str::to_ascii_lowercase).collect();
         // Empty: the private components of the manifest this was built with. An operator's list
         // overrides it; `-` means none (an app with remote workers only).
         let workers = match get("workers").trim() {
-            "" => MANIFEST_WORKERS.to_string(),
-            NO_LOCAL_WORKERS => String::new(),
-            listed => listed.to_string(),
+            "" => Cow::Borrowed(MANIFEST_WORKERS),
+            NO_LOCAL_WORKERS => Cow::Borrowed(""),
+            listed => Cow::Owned(listed.to_string()),
         };
         let upstream_timeout_ms = get("upstream_timeout_ms")
             .trim()
@@ -248,13 +254,17 @@ impl Config {
                     "not a positive whole number of milliseconds".into(),
                 )
             })?;
-        let log_level = match get("log_level").trim().to_ascii_lowercase().as_str() {
-            "debug" => LogLevel::Debug,
-            "info" => LogLevel::Info,
-            "warn" | "warning" => LogLevel::Warn,
-            "error" => LogLevel::Error,
-            _ => return Err(fail("log_level", "not one of debug, info, warn, error".into())),
-        };
+        let log_level = get("log_level").trim();
+        let log_level = [
+            ("debug", LogLevel::Debug),
+            ("info", LogLevel::Info),
+            ("warn", LogLevel::Warn),
+            ("warning", LogLevel::Warn),
+            ("error", LogLevel::Error),
+        ]
+        .into_iter()
+        .find_map(|(name, level)| log_level.eq_ignore_ascii_case(name).then_some(level))
+        .ok_or_else(|| fail("log_level", "not one of debug, info, warn, error".into()))?;
         let idle_timeout_ms = get("idle_timeout_ms")
             .trim()
             .parse::<u64>()
@@ -483,7 +493,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 fn normalise_configured_host(value: &str) -> Option<String> {
-    host::normalise(value.trim().as_bytes()).ok().map(|h| h.name)
+    host::normalise_name(value.trim()).ok()
 }
 
 #[cfg(test)]

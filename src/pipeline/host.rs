@@ -28,6 +28,14 @@ pub enum HostClass {
 /// Validates and normalises a `Host` header value (RFC 9110 `uri-host [ ":" port ]`).
 pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
     let authority = std::str::from_utf8(raw).map_err(|_| DispatchError::InvalidHost)?;
+    Ok(Host {
+        name: normalise_name(authority)?,
+        authority: authority.to_string(),
+    })
+}
+
+/// The routing name of a `Host` value (see [`normalise`]), without keeping the value itself.
+pub fn normalise_name(authority: &str) -> Result<String, DispatchError> {
     if authority.is_empty() || !authority.is_ascii() {
         return Err(DispatchError::InvalidHost);
     }
@@ -50,10 +58,7 @@ pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
         }
         host.to_ascii_lowercase()
     };
-    Ok(Host {
-        name,
-        authority: authority.to_string(),
-    })
+    Ok(name)
 }
 
 /// Decides the class of a normalised host; a tenant subdomain's label must be a valid name.
