@@ -15,6 +15,7 @@ use super::{Failure, io};
 use crate::config::Limit;
 use crate::error::DispatchError;
 use crate::pipeline::namespace::Location;
+use crate::pipeline::trailers::TrailerPolicy;
 use crate::pipeline::{Context, Forward, Limits, downstream};
 
 /// The most one `splice` moves. Bytes never enter the guest, so this only sets how many rounds
@@ -160,7 +161,7 @@ fn send_body_and_await_response(
 ) -> Result<IncomingResponse, DispatchError> {
     let config = ctx.config;
     let response_ready = future.subscribe();
-    let mut pump = Some(BodyPump::new(body_in, body_out, limits, forward.declared_length)?);
+    let mut pump = Some(BodyPump::new(body_in, body_out, limits, forward)?);
     let mut idle = IdleTimer::new(milliseconds(config.idle_timeout_ms));
     let mut answer_deadline: Option<Pollable> = None;
     loop {
@@ -304,6 +305,7 @@ struct BodyPump<'a, L: Limits> {
     max: Option<u64>,
     limits: &'a L,
     waiting: Waiting,
+    trailers: TrailerPolicy,
 }
 
 impl<'a, L: Limits> BodyPump<'a, L> {
@@ -311,10 +313,10 @@ impl<'a, L: Limits> BodyPump<'a, L> {
         body_in: IncomingBody,
         body_out: OutgoingBody,
         limits: &'a L,
-        declared_length: Option<u64>,
+        forward: &Forward,
     ) -> Result<BodyPump<'a, L>, DispatchError> {
         // Admission checked this length against the same cap.
-        let max = match declared_length {
+        let max = match forward.declared_length {
             Some(length) if length > 0 => Some(limits.get(Limit::MaxBodyBytes)?),
             _ => None,
         };
@@ -331,6 +333,7 @@ impl<'a, L: Limits> BodyPump<'a, L> {
             max,
             limits,
             waiting: Waiting::Input,
+            trailers: forward.trailers,
         })
     }
 
@@ -394,12 +397,18 @@ impl<'a, L: Limits> BodyPump<'a, L> {
                 }
                 // `Closed` is the client's end of body, or the worker no longer reading.
                 Err(StreamError::Closed) => {
-                    if output.check_write().is_err() {
+                    // An empty body without announced trailers ends here, whichever side
+                    // closed: finishing a body the worker stopped reading fails harmlessly.
+                    let reads_trailers = self.trailers.reads_request_trailers(self.received);
+                    if reads_trailers && output.check_write().is_err() {
                         return Ok(self.stop_sending());
                     }
                     self.drop_streams();
                     // The client's trailers go on to the worker.
-                    let trailers = self.body_in.take().and_then(trailers_after_end);
+                    let trailers = match self.body_in.take() {
+                        Some(body_in) if reads_trailers => trailers_after_end(body_in),
+                        _ => None,
+                    };
                     if let Some(body_out) = self.body_out.take() {
                         let _ = OutgoingBody::finish(body_out, trailers);
                     }
@@ -522,9 +531,10 @@ fn stream_response(
                     input_ready.get_or_insert_with(|| input.subscribe()).block();
                 }
             }
-            // The worker's body ended, or the client went away (its side is closed too).
+            // The worker's body ended, or the client went away (its side is closed too). Only a
+            // client that takes trailers needs to be told apart from one that left.
             Err(StreamError::Closed) => {
-                client_gone = output.check_write().is_err();
+                client_gone = forward.trailers.client_accepts && output.check_write().is_err();
                 break Streamed::Complete;
             }
             // The worker failed or paused too long mid-body: the client must see a cut-off
@@ -542,8 +552,13 @@ fn stream_response(
     drop(input);
     drop(output);
     if let Streamed::Complete = ended {
-        // The worker's trailers go on to the client (gRPC's status travels in them).
-        let trailers = if client_gone { None } else { trailers_after_end(body_in) };
+        // The worker's trailers go on to a client that takes them (gRPC's status travels in
+        // them); for any other, Spin's HTTP/1.1 server would drop them.
+        let trailers = if client_gone || !forward.trailers.client_accepts {
+            None
+        } else {
+            trailers_after_end(body_in)
+        };
         let _ = OutgoingBody::finish(body_out, trailers);
     }
     super::phases::mark("finished");

@@ -19,6 +19,7 @@ pub mod hop_by_hop;
 pub mod host;
 pub mod namespace;
 pub mod route;
+pub mod trailers;
 pub mod upstream;
 pub mod worker_name;
 
@@ -98,6 +99,8 @@ pub struct Forward {
     pub host: String,
     /// The body length the request declares, if any (its cap was read when it was admitted).
     pub declared_length: Option<u64>,
+    /// Which trailers are worth waiting for, each way.
+    pub trailers: trailers::TrailerPolicy,
 }
 
 impl Forward {
@@ -203,6 +206,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         headers,
         host: host.name.clone(),
         declared_length: pending.declared_length,
+        trailers: trailers::TrailerPolicy::of(&head.headers),
     }
 }
 
