@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod arena;
 pub mod auth;
 pub mod cache;
 pub mod config;

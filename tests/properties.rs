@@ -7,6 +7,7 @@
 //! every access-log line and problem document parses as JSON with the same fields.
 
 use libra_dispatcher::access_log::AccessLog;
+use libra_dispatcher::arena::Bump;
 use libra_dispatcher::config::Config;
 use libra_dispatcher::error::DispatchError;
 use libra_dispatcher::pipeline::downstream::{self, Exposure, SHARED_ORIGIN_ALLOWED, SHARED_ORIGIN_CSP};
@@ -278,5 +279,55 @@ proptest! {
         prop_assert_eq!(keys, vec!["code", "detail", "requestId", "status", "title", "type"]);
         prop_assert_eq!(value["status"].as_u64(), Some(u64::from(error.status())));
         prop_assert_eq!(value["requestId"].as_str(), Some(request_id.as_str()));
+    }
+
+    #[test]
+    fn arena_blocks_are_aligned_and_live_blocks_never_overlap(
+        steps in proptest::collection::vec((0u8..3, 1usize..300, 0u32..5, any::<prop::sample::Index>()), 1..200),
+    ) {
+        // Mirrors what the global allocator does with the bump pointer: alloc, free and realloc
+        // (in place, else a fresh block and a free), with a model of the live blocks. Sizes are
+        // at least 1: Rust never asks a global allocator for 0 bytes.
+        const BASE: usize = 0x10000;
+        const SIZE: usize = 2048;
+        let bump = Bump::new();
+        let mut live: Vec<(usize, std::alloc::Layout)> = Vec::new();
+        let alloc = |bump: &Bump, live: &mut Vec<(usize, std::alloc::Layout)>, layout: std::alloc::Layout| {
+            if let Some(ptr) = bump.alloc(BASE, SIZE, layout) {
+                prop_assert_eq!(ptr % layout.align(), 0);
+                prop_assert!(ptr + layout.size() <= BASE + SIZE);
+                for (other, other_layout) in live.iter() {
+                    prop_assert!(ptr + layout.size() <= *other || other + other_layout.size() <= ptr,
+                        "{:?} at {} overlaps {:?} at {}", layout, ptr, other_layout, other);
+                }
+                live.push((ptr, layout));
+            }
+            Ok(())
+        };
+        for (op, size, align_log, pick) in steps {
+            let layout = std::alloc::Layout::from_size_align(size, 1 << align_log).unwrap();
+            match op {
+                0 => alloc(&bump, &mut live, layout)?,
+                1 if !live.is_empty() => {
+                    let (ptr, old) = live.remove(pick.index(live.len()));
+                    bump.free(BASE, ptr, old);
+                }
+                2 if !live.is_empty() => {
+                    let i = pick.index(live.len());
+                    let (ptr, old) = live[i];
+                    if bump.resize_in_place(BASE, SIZE, ptr, old, size) {
+                        live[i].1 = std::alloc::Layout::from_size_align(size, old.align()).unwrap();
+                        for (j, (other, other_layout)) in live.iter().enumerate() {
+                            prop_assert!(j == i || ptr + size <= *other || other + other_layout.size() <= ptr);
+                        }
+                    } else {
+                        let (ptr, old) = live.remove(i);
+                        alloc(&bump, &mut live, std::alloc::Layout::from_size_align(size, old.align()).unwrap())?;
+                        bump.free(BASE, ptr, old);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
