@@ -121,6 +121,20 @@ pub fn spin_binary() -> Result<PathBuf> {
 }
 
 impl SpinOptions {
+    /// The benchmarks' mode (v), when `BENCH_V_WASM=<file>` names a build: that build of the
+    /// dispatcher beside the shipped one, configured as the shipped one is (variables, allowed
+    /// hosts, stores), at `/bench/dispatcher-variant/`. Whether it was added.
+    pub fn add_bench_variant(&mut self) -> bool {
+        let Some(variant) = std::env::var_os("BENCH_V_WASM") else {
+            return false;
+        };
+        self.copies
+            .push(("dispatcher-variant".into(), "dispatcher".into(), PathBuf::from(variant)));
+        self.public_routes
+            .push(("/bench/dispatcher-variant/...".into(), "dispatcher-variant".into()));
+        true
+    }
+
     /// The shipped app, with Spin pinned to `core` (`taskset`), as the benchmarks run it.
     pub fn pinned(core: &str) -> SpinOptions {
         SpinOptions {

@@ -286,16 +286,8 @@ fn app(spin_core: &str, variables: &[(&str, &str)]) -> Result<SpinApp> {
     options
         .public_routes
         .push(("/bench/dispatcher-unset/...".into(), "dispatcher-unset".into()));
-    // Mode (v): another build of the dispatcher beside the shipped one, as the shipped one is
-    // configured (variables, allowed hosts, stores): v/c times a change side by side.
-    if let Some(variant) = std::env::var_os("BENCH_V_WASM") {
-        options
-            .copies
-            .push(("dispatcher-variant".into(), "dispatcher".into(), PathBuf::from(variant)));
-        options
-            .public_routes
-            .push(("/bench/dispatcher-variant/...".into(), "dispatcher-variant".into()));
-    }
+    // Mode (v): v/c times a change side by side.
+    options.add_bench_variant();
     options.public_routes.push(("/bench/direct/...".into(), "hello".into()));
     options.sqlite_files = vec![project_root().join("db/sqlite/schema.sql"), seed_file()?];
     SpinApp::start(&options)

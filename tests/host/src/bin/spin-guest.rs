@@ -12,7 +12,6 @@
 //! Usage: spin-guest [seconds]   (default 10)
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -40,13 +39,7 @@ fn main() -> Result<()> {
         ("(l) lean forwarder", "localhost", "/bench/forwarder-lean/"),
         ("(c) dispatcher, subdomain", "hello.localhost", "/"),
     ];
-    if let Some(variant) = std::env::var_os("BENCH_V_WASM") {
-        options
-            .copies
-            .push(("dispatcher-variant".into(), "dispatcher".into(), PathBuf::from(variant)));
-        options
-            .public_routes
-            .push(("/bench/dispatcher-variant/...".into(), "dispatcher-variant".into()));
+    if options.add_bench_variant() {
         modes.push((
             "(v) BENCH_V_WASM's dispatcher",
             "hello.localhost",
