@@ -16,7 +16,7 @@ use crate::config::Limit;
 use crate::error::DispatchError;
 use crate::pipeline::namespace::Location;
 use crate::pipeline::trailers::TrailerPolicy;
-use crate::pipeline::{Context, Forward, Limits, downstream};
+use crate::pipeline::{Context, Forward, Limits, downstream, upstream};
 
 /// The most one `splice` moves. Bytes never enter the guest, so this only sets how many rounds
 /// of the pump a body takes: at 64 KiB the dispatcher uploaded at 0.80 of the forwarder's rate,
@@ -306,6 +306,8 @@ struct BodyPump<'a, L: Limits> {
     limits: &'a L,
     waiting: Waiting,
     trailers: TrailerPolicy,
+    /// The request came through path or query dispatch (its trailers lose the cookies too).
+    shared_origin: bool,
 }
 
 impl<'a, L: Limits> BodyPump<'a, L> {
@@ -334,6 +336,7 @@ impl<'a, L: Limits> BodyPump<'a, L> {
             limits,
             waiting: Waiting::Input,
             trailers: forward.trailers,
+            shared_origin: forward.kind.shares_dispatcher_origin(),
         })
     }
 
@@ -406,7 +409,10 @@ impl<'a, L: Limits> BodyPump<'a, L> {
                     self.drop_streams();
                     // The client's trailers go on to the worker.
                     let trailers = match self.body_in.take() {
-                        Some(body_in) if reads_trailers => trailers_after_end(body_in),
+                        Some(body_in) if reads_trailers => trailers_after_end(body_in)
+                            .map(|trailers| upstream::trailers(trailers, self.shared_origin))
+                            .filter(|kept| !kept.is_empty())
+                            .map(|kept| io::fields(&kept)),
                         _ => None,
                     };
                     if let Some(body_out) = self.body_out.take() {
@@ -558,6 +564,9 @@ fn stream_response(
             None
         } else {
             trailers_after_end(body_in)
+                .map(|trailers| downstream::trailers(trailers, forward.exposure()))
+                .filter(|kept| !kept.is_empty())
+                .map(|kept| io::fields(&kept))
         };
         let _ = OutgoingBody::finish(body_out, trailers);
     }
@@ -565,14 +574,14 @@ fn stream_response(
     (status, ended)
 }
 
-/// The trailers of a body whose stream has reached its end. They are known by then (the
-/// stream's last frame was the trailers, or there were none), so the wait returns at once and
-/// needs no timer: two host calls fewer than racing one.
-fn trailers_after_end(body: IncomingBody) -> Option<wasi::http::types::Fields> {
+/// The trailers of a body whose stream has reached its end, for the pipeline to filter. They
+/// are known by then (the stream's last frame was the trailers, or there were none), so the
+/// wait returns at once and needs no timer: two host calls fewer than racing one.
+fn trailers_after_end(body: IncomingBody) -> Option<crate::pipeline::Headers> {
     let future = IncomingBody::finish(body);
     future.subscribe().block();
     match future.get() {
-        Some(Ok(Ok(trailers))) => trailers,
+        Some(Ok(Ok(trailers))) => trailers.map(|fields| fields.entries()).filter(|list| !list.is_empty()),
         _ => None,
     }
 }

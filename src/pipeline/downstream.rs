@@ -142,6 +142,26 @@ pub fn headers(worker: Headers, request_id: &str, exposure: Exposure, head_reque
     headers
 }
 
+/// The worker's trailers as the client gets them: what [`headers`] would let through, less
+/// `Set-Cookie` (a cookie is for the header section, and a cookie filter that a trailer could go
+/// around would be no filter). Nothing is added.
+pub fn trailers(worker: Headers, exposure: Exposure) -> Headers {
+    let hop_by_hop = HopByHop::of(&worker);
+    worker
+        .into_iter()
+        .filter(|(name, _)| {
+            !(hop_by_hop.contains(name)
+                || name.eq_ignore_ascii_case("x-request-id")
+                || name.eq_ignore_ascii_case("set-cookie")
+                || match exposure {
+                    Exposure::SharedOrigin => !is_allowed_on_shared_origin(name),
+                    Exposure::TenantSubdomain { .. } => SITE_WIDE.iter().any(|n| name.eq_ignore_ascii_case(n)),
+                    Exposure::OwnSite => false,
+                })
+        })
+        .collect()
+}
+
 /// A `Set-Cookie` value without any `Domain` attribute that is not exactly the tenant's own
 /// host: `Domain=<base_domain>` (or a sibling's host) would send the cookie to every other
 /// tenant, or let a tenant overwrite theirs. Without `Domain` a cookie is host-only, which is
@@ -209,6 +229,30 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
             .collect()
+    }
+
+    #[test]
+    fn a_trailer_goes_round_no_response_filter() {
+        let worker = of(&[
+            ("x-checksum", "42"),
+            ("grpc-status", "0"),
+            ("set-cookie", "session=1; Domain=libra.sh"),
+            ("x-request-id", "worker-made"),
+            ("clear-site-data", "\"*\""),
+            ("connection", "x-internal"),
+            ("x-internal", "1"),
+        ]);
+        let kept =
+            |exposure| -> Vec<String> { trailers(worker.clone(), exposure).into_iter().map(|(n, _)| n).collect() };
+        assert_eq!(
+            kept(Exposure::OwnSite),
+            ["x-checksum", "grpc-status", "clear-site-data"]
+        );
+        assert_eq!(
+            kept(Exposure::TenantSubdomain { host: "a.libra.sh" }),
+            ["x-checksum", "grpc-status"]
+        );
+        assert_eq!(kept(Exposure::SharedOrigin), ["x-checksum"]);
     }
 
     #[test]

@@ -6,10 +6,16 @@
 //! - **The client's trailers** go on to the worker unless the body was empty and the request
 //!   announced none with `Trailer` (RFC 9110 6.6.2: a sender should announce them). An upload
 //!   always has its trailers read; a bodyless `GET` does not wait for trailers it cannot have.
+//!   What is given up: trailers after an empty body that no `Trailer` header announced (a
+//!   chunked `0` chunk followed by fields, or their HTTP/2 equivalent).
 //! - **The worker's trailers** go on to a client that accepts them, `TE: trailers` (RFC 9110
 //!   10.1.4). Over HTTP/1.1 Spin's server (hyper) sends response trailers only to such a client
 //!   and drops them otherwise, so nothing it would have sent is lost; gRPC clients always send
-//!   it, over HTTP/2 too.
+//!   it, over HTTP/2 too. What is given up: an HTTP/2 client that takes trailers without saying
+//!   so (hyper's HTTP/2 server would send them to any client).
+//!
+//! Trailers that are read are filtered as headers are (`upstream::trailers`,
+//! `downstream::trailers`), so neither direction can carry in a trailer what a header may not.
 
 use crate::pipeline::Headers;
 

@@ -78,6 +78,17 @@ pub fn headers(client: &Headers, provenance: &Provenance, shared_origin: bool) -
     headers
 }
 
+/// The client's trailers as the worker receives them: the same rules as its headers, so a
+/// trailer can no more claim the request's origin (`X-Forwarded-For`, `spin-*`) than a header
+/// can, nor carry a shared origin's cookies. Nothing is added.
+pub fn trailers(client: Headers, shared_origin: bool) -> Headers {
+    let hop_by_hop = HopByHop::of(&client);
+    client
+        .into_iter()
+        .filter(|(name, _)| !(is_spoofable(name) || hop_by_hop.contains(name) || (shared_origin && is_cookie(name))))
+        .collect()
+}
+
 /// The value Spin gives in a header it sets. Spin appends its headers after the client's, so a
 /// client can send one of the same name first: only the last value is Spin's.
 pub fn spin_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
@@ -122,6 +133,21 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
             .collect()
+    }
+
+    #[test]
+    fn a_trailer_claims_no_more_than_a_header_could() {
+        let client = headers_of(&[
+            ("x-checksum", "42"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("spin-client-addr", "6.6.6.6:1"),
+            ("x-request-id", "mine"),
+            ("te", "trailers"),
+            ("cookie", "session=1"),
+        ]);
+        let kept = |shared| -> Vec<String> { trailers(client.clone(), shared).into_iter().map(|(n, _)| n).collect() };
+        assert_eq!(kept(false), ["x-checksum", "cookie"]);
+        assert_eq!(kept(true), ["x-checksum"]);
     }
 
     fn value<'h>(headers: &'h Headers, name: &str) -> Vec<&'h str> {

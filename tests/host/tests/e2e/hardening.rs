@@ -211,24 +211,34 @@ async fn trailers_pass_through_both_ways(host: HostKind) {
     assert_eq!(reply.text(), "with trailers");
     let trailers = reply.trailers.clone().expect("trailers arrived");
     assert_eq!(trailers.get("x-checksum").map(|v| v.to_str().unwrap()), Some("42"));
+    // The response filter holds for trailers too: no cookie, no worker-made request id.
+    assert!(trailers.get("set-cookie").is_none(), "{trailers:?}");
+    assert!(trailers.get("x-request-id").is_none(), "{trailers:?}");
 
     let (frames, receiver) = tokio::sync::mpsc::channel(4);
     frames.send(Frame::data(Bytes::from_static(b"body"))).await.unwrap();
     let mut trailers = http::HeaderMap::new();
     trailers.insert("x-sent-after", "the-body".parse().unwrap());
+    // A trailer can claim the request's origin no more than a header can.
+    trailers.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
     frames.send(Frame::trailers(trailers)).await.unwrap();
     drop(frames);
     let reply = app
         .send_frames(
             http::Request::put("/upload")
                 .header("host", "echo.localhost")
-                .header("trailer", "x-sent-after"),
+                .header("trailer", "x-sent-after, x-forwarded-for"),
             receiver,
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["body"]["bytes"], 4);
     assert_eq!(reply.json()["trailers"]["x-sent-after"], "the-body");
+    assert!(
+        reply.json()["trailers"].get("x-forwarded-for").is_none(),
+        "{}",
+        reply.text()
+    );
 }
 
 on_both_hosts!(a_slow_upload_is_not_charged_to_the_worker);

@@ -11,7 +11,8 @@
 //! - `/status/N`: answers status N with a small body.
 //! - `/redirect`: answers 302 to `http://elsewhere.test/`, which a proxy must pass on, not follow.
 //! - `/stall-mid-body`: sends headers and a first chunk, then stops sending (without trapping).
-//! - `/trailers`: answers 200 with a body and the trailer `x-checksum: 42`.
+//! - `/trailers`: answers 200 with a body and the trailers `x-checksum: 42`, and a `set-cookie`
+//!   and an `x-request-id` that no client may get.
 //! - `/headers`: answers 200 with the response headers named in the query (`?name=value&...`).
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
@@ -88,12 +89,20 @@ impl Guest for Faulty {
                 let body = respond(
                     response_out,
                     200,
-                    &[("content-type", "text/plain"), ("trailer", "x-checksum")],
+                    &[
+                        ("content-type", "text/plain"),
+                        ("trailer", "x-checksum, set-cookie, x-request-id"),
+                    ],
                 );
                 let stream = body.write().expect("stream is taken once");
                 stream.blocking_write_and_flush(b"with trailers").expect("client reads");
                 drop(stream);
-                let trailers = Fields::from_list(&[("x-checksum".to_string(), b"42".to_vec())]).expect("valid");
+                let trailers = Fields::from_list(&[
+                    ("x-checksum".to_string(), b"42".to_vec()),
+                    ("set-cookie".to_string(), b"session=stolen; Domain=localhost".to_vec()),
+                    ("x-request-id".to_string(), b"worker-made".to_vec()),
+                ])
+                .expect("valid");
                 OutgoingBody::finish(body, Some(trailers)).expect("body completes");
             }
             "/headers" => {
