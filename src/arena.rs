@@ -8,10 +8,11 @@
 //!
 //! An allocation takes the next aligned bytes of a 16 KiB region in the module's own data, so
 //! the instance's initial memory does not grow. Freeing the newest allocation takes its bytes
-//! back, and growing the newest one grows it in place (a `String` being pushed to, a `Vec` being
-//! collected), so a loop that allocates and frees does not use the region up. Anything that
-//! does not fit goes to the system allocator, so a large request costs what it did before and
-//! never fails for want of arena.
+//! back, growing the newest one grows it in place (a `String` being pushed to, a `Vec` being
+//! collected), and once no block of the region is in use it starts again from the beginning,
+//! so a loop that allocates and frees does not use the region up (nor would an instance that
+//! served several requests). Anything that does not fit goes to the system allocator, so a
+//! large request costs what it did before and never fails for want of arena.
 
 use std::alloc::Layout;
 use std::cell::Cell;
@@ -19,26 +20,32 @@ use std::cell::Cell;
 /// The region's size. A subdomain `GET` with browser-sized headers uses under a quarter of it.
 pub const SIZE: usize = 16 * 1024;
 
-/// The bump pointer over a region at `base` of `size` bytes: the offset of its first free byte.
-/// The region itself is the caller's, so the logic is tested on the host with a buffer.
+/// The bump pointer over a region at `base` of `size` bytes: the offset of its first free byte,
+/// and how many of the region's blocks are in use. The region itself is the caller's, so the
+/// logic is tested on the host with a buffer.
 #[derive(Debug, Default)]
 pub struct Bump {
     top: Cell<usize>,
+    live: Cell<usize>,
 }
 
 impl Bump {
     pub const fn new() -> Bump {
-        Bump { top: Cell::new(0) }
+        Bump {
+            top: Cell::new(0),
+            live: Cell::new(0),
+        }
     }
 
     /// The address of fresh memory for `layout`, or `None` when the region has no room left.
     pub fn alloc(&self, base: usize, size: usize, layout: Layout) -> Option<usize> {
         let start = (base + self.top.get()).checked_next_multiple_of(layout.align())?;
         let end = start.checked_add(layout.size())?;
-        if end > base + size {
+        if end > base.checked_add(size)? {
             return None;
         }
         self.top.set(end - base);
+        self.live.set(self.live.get() + 1);
         Some(start)
     }
 
@@ -47,10 +54,14 @@ impl Bump {
         ptr >= base && ptr < base + size
     }
 
-    /// Gives back the bytes of the block at `ptr`, if it is the newest one; an older block's
-    /// bytes stay used until the instance ends.
+    /// Gives back the bytes of the block at `ptr` if it is the newest one, and the whole region
+    /// once no block of it is in use; an older block's bytes stay used until then.
     pub fn free(&self, base: usize, ptr: usize, layout: Layout) {
-        if ptr + layout.size() == base + self.top.get() {
+        let live = self.live.get() - 1;
+        self.live.set(live);
+        if live == 0 {
+            self.top.set(0);
+        } else if ptr + layout.size() == base + self.top.get() {
             self.top.set(ptr - base);
         }
     }
@@ -59,7 +70,7 @@ impl Bump {
     /// while the region has room (and for any block that shrinks).
     pub fn resize_in_place(&self, base: usize, size: usize, ptr: usize, layout: Layout, new_size: usize) -> bool {
         let newest = ptr + layout.size() == base + self.top.get();
-        if newest && ptr + new_size <= base + size {
+        if newest && ptr.checked_add(new_size).is_some_and(|end| end <= base + size) {
             self.top.set(ptr + new_size - base);
             true
         } else {
@@ -67,6 +78,10 @@ impl Bump {
         }
     }
 }
+
+// The global allocator below shares its bump pointer without locks.
+#[cfg(all(target_arch = "wasm32", feature = "component", target_feature = "atomics"))]
+compile_error!("the dispatcher's arena allocator is for single-threaded wasm only");
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod global {
@@ -90,6 +105,12 @@ mod global {
         fn base(&self) -> usize {
             self.region.0.get() as usize
         }
+
+        /// The region's byte at `address`, keeping the region's provenance.
+        fn at(&self, address: usize) -> *mut u8 {
+            // SAFETY: `address` came from `Bump::alloc` over this region, so it lies within it.
+            unsafe { self.region.0.get().cast::<u8>().add(address - self.base()) }
+        }
     }
 
     #[global_allocator]
@@ -101,7 +122,7 @@ mod global {
     unsafe impl GlobalAlloc for Arena {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             match self.bump.alloc(self.base(), SIZE, layout) {
-                Some(ptr) => ptr as *mut u8,
+                Some(address) => self.at(address),
                 // SAFETY: the caller's contract for `layout` is passed on as it is.
                 None => unsafe { System.alloc(layout) },
             }
@@ -169,11 +190,28 @@ mod tests {
         let bump = Bump::new();
         let a = bump.alloc(BASE, 64, layout(16, 1)).unwrap();
         let b = bump.alloc(BASE, 64, layout(16, 1)).unwrap();
+        let c = bump.alloc(BASE, 64, layout(16, 1)).unwrap();
         bump.free(BASE, a, layout(16, 1));
-        assert_eq!(bump.alloc(BASE, 64, layout(1, 1)), Some(BASE + 32), "a stays used");
-        bump.free(BASE, BASE + 32, layout(1, 1));
+        assert_eq!(
+            bump.alloc(BASE, 64, layout(1, 1)),
+            Some(BASE + 48),
+            "a's bytes stay used"
+        );
+        bump.free(BASE, BASE + 48, layout(1, 1));
+        bump.free(BASE, c, layout(16, 1));
+        assert_eq!(bump.alloc(BASE, 64, layout(1, 1)), Some(c), "c's bytes came back");
+        assert!(b < c);
+    }
+
+    #[test]
+    fn the_region_starts_again_once_no_block_is_in_use() {
+        let bump = Bump::new();
+        let a = bump.alloc(BASE, 64, layout(16, 1)).unwrap();
+        let b = bump.alloc(BASE, 64, layout(16, 1)).unwrap();
+        bump.free(BASE, a, layout(16, 1));
+        assert_eq!(bump.alloc(BASE, 64, layout(40, 1)), None, "b still holds the middle");
         bump.free(BASE, b, layout(16, 1));
-        assert_eq!(bump.alloc(BASE, 64, layout(1, 1)), Some(b), "b's bytes came back");
+        assert_eq!(bump.alloc(BASE, 64, layout(64, 1)), Some(BASE), "all of it again");
     }
 
     #[test]
