@@ -115,12 +115,18 @@ async fn provenance_headers_of_other_proxies_never_reach_a_worker(host: HostKind
         .send(&app)
         .await;
     assert_eq!(reply.status, 200);
-    let seen = reply.json()["headers"].to_string();
+    let headers = reply.json()["headers"].clone();
+    let seen = headers.to_string();
     assert!(
         !seen.contains("6.6.6.6") && !seen.contains("victim") && !seen.contains("/admin"),
         "{seen}"
     );
-    assert!(!seen.contains("cf-") && !seen.contains("x_"), "{seen}");
+    // Judged on the names alone: a value (the random request id) may well contain "cf-".
+    let names: Vec<&String> = headers.as_object().expect("the echoed headers").keys().collect();
+    assert!(
+        names.iter().all(|name| !name.starts_with("cf-") && !name.contains('_')),
+        "{names:?}"
+    );
     // On the shared origin the platform's cookies are not a tenant's to read.
     let shared = get("localhost", "/dispatch/echo/")
         .header("cookie", "platform-session=secret")
