@@ -26,11 +26,27 @@ pub struct AccessLog<'a> {
     /// Left out of the line when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// The tenant's rate limit: `admitted`, `refused` or `store_error`; left out when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<&'static str>,
+    /// The tenant's circuit breaker: `closed`, `open`, `probe` or `store_error`; left out when
+    /// it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<&'static str>,
 }
 
-/// The level of a request's line: the dispatcher's own failures and the worker's are errors.
-pub fn level_for(status: u16) -> LogLevel {
-    if status >= 500 { LogLevel::Error } else { LogLevel::Info }
+/// The level of a request's line: the dispatcher's own failures and the worker's are errors; a
+/// request whose limits could not be checked (the store failed) is a warning. That warning is
+/// this line, not one more: each request runs in a fresh instance, and the one place that could
+/// remember having warned already is the store that failed.
+pub fn level_for(status: u16, limit: Option<&str>, breaker: Option<&str>) -> LogLevel {
+    if status >= 500 {
+        LogLevel::Error
+    } else if limit == Some("store_error") || breaker == Some("store_error") {
+        LogLevel::Warn
+    } else {
+        LogLevel::Info
+    }
 }
 
 pub fn path_only(path_and_query: &str) -> &str {
@@ -70,6 +86,8 @@ mod tests {
             status: 200,
             duration_ns: 1_504_999,
             error: None,
+            limit: None,
+            breaker: None,
         }
         .to_line();
         assert!(!line.contains("secret"));
@@ -93,8 +111,14 @@ mod tests {
         assert_eq!(value["durationMs"], 1.5);
         assert_eq!(value["status"], 200);
         assert!(value.get("error").is_none());
-        assert_eq!(level_for(502), LogLevel::Error);
-        assert_eq!(level_for(404), LogLevel::Info);
+        assert!(
+            value.get("limit").is_none() && value.get("breaker").is_none(),
+            "unlimited: {line}"
+        );
+        assert_eq!(level_for(502, None, None), LogLevel::Error);
+        assert_eq!(level_for(404, None, None), LogLevel::Info);
+        assert_eq!(level_for(200, Some("store_error"), None), LogLevel::Warn);
+        assert_eq!(level_for(429, Some("refused"), Some("closed")), LogLevel::Info);
     }
 
     #[test]
@@ -113,6 +137,8 @@ mod tests {
             status: 502,
             duration_ns: 12_345_678_901,
             error: Some("worker_failed"),
+            limit: Some("admitted"),
+            breaker: Some("closed"),
         }
         .to_line();
         assert!(!line.contains('\n'), "one line: {line}");
@@ -122,5 +148,9 @@ mod tests {
         assert_eq!(value["durationMs"], 12345.68);
         assert_eq!(value["error"], "worker_failed");
         assert_eq!(value["status"], 502);
+        assert_eq!(
+            (value["limit"].as_str(), value["breaker"].as_str()),
+            (Some("admitted"), Some("closed"))
+        );
     }
 }

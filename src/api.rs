@@ -191,6 +191,10 @@ pub struct HealthDetailed<'a> {
     pub version: &'static str,
     pub environment: &'a str,
     pub checks: Checks,
+    /// The tenants' circuit breakers that are not closed, when breakers are configured and the
+    /// request holds the admin token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakers: Option<Vec<crate::pipeline::limit::OpenBreaker>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,5 +300,6 @@ pub fn health_detailed<'a>(
         version: VERSION,
         environment,
         checks: Checks { database, namespace },
+        breakers: None,
     }
 }

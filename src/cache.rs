@@ -19,6 +19,8 @@ pub enum Kind {
     RemoteWorker,
     /// The last database check of `/health/detailed`.
     HealthCheck,
+    /// A worker name → its row of `worker_limits` (`crate::limits::overrides`).
+    WorkerLimits,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::CustomDomain => "custom-domain",
             Kind::RemoteWorker => "remote-worker",
             Kind::HealthCheck => "health-check",
+            Kind::WorkerLimits => "worker-limits",
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - `max_body_bytes` and `max_loop_count` ([`Limit`]), parsed only by a request they can
 //!   refuse, so an unusable limit fails only those;
 //! - `namespace`, the remote keys and the cache-miss keys ([`LookupConfig`]), parsed only by a
-//!   request that looks in the cache, needs a remote worker, or misses the cache.
+//!   request that looks in the cache, needs a remote worker, or misses the cache;
+//! - the per-tenant limits ([`Config::limits`]), parsed only by a request about to be forwarded.
 //!
 //! Application variables of their own: the secrets (`postgres_url`, `admin_token`), read where
 //! they are used, and `postgres_host` and `remote_hosts`, which fill `allowed_outbound_hosts`
@@ -48,6 +49,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("worker_url_template", ""),
     ("remote_workers", ""),
     ("max_loop_count", "1"),
+    ("rate_limits", ""),
+    ("breakers", ""),
+    ("limit_overrides", "off"),
+    ("limits_on_store_error", "open"),
 ];
 
 /// The application variables of `spin.toml`, with their defaults. `spin.toml` declares exactly
@@ -306,6 +311,17 @@ impl Config {
     /// One of the limits, parsed only by a request it can refuse.
     pub fn limit(&self, limit: Limit) -> Result<u64, ConfigError> {
         limit.parse(self.settings.get(limit.variable()).map(str::to_string))
+    }
+
+    /// The per-tenant limits (`src/limits`), parsed when a request is about to be forwarded;
+    /// `Ok(None)` when none is configured, which is all an unlimited request pays for.
+    pub fn limits(&self) -> Result<Option<crate::limits::LimitSettings>, ConfigError> {
+        crate::limits::LimitSettings::from_settings(|name| self.settings.get(name), &self.reserved_names).map_err(
+            |problem| ConfigError {
+                variable: problem.setting,
+                problem: problem.problem,
+            },
+        )
     }
 
     /// Informational only (`/health`).

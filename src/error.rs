@@ -58,6 +58,19 @@ pub enum DispatchError {
     DatabaseUnavailable,
     /// An admin endpoint without the right bearer token.
     Unauthorized,
+    /// The worker's rate limit is reached (`rate_limits`); the worker was not called.
+    RateLimited {
+        retry_after_s: u64,
+        quota: u64,
+        window_s: u64,
+    },
+    /// The worker's circuit breaker is open (`breakers`): it failed too often in a row and is
+    /// not called until it has had time to recover.
+    WorkerUnavailable {
+        retry_after_s: u64,
+    },
+    /// The store that keeps the rate limits failed and `limits_on_store_error=closed`.
+    LimiterUnavailable,
 }
 
 impl DispatchError {
@@ -73,9 +86,10 @@ impl DispatchError {
             PayloadTooLarge { .. } => 413,
             UriTooLong { .. } => 414,
             HeadersTooLarge { .. } => 431,
+            RateLimited { .. } => 429,
             Configuration => 500,
             WorkerFailed | WorkerUnreachable => 502,
-            DatabaseUnavailable | ConfigurationUnavailable => 503,
+            DatabaseUnavailable | ConfigurationUnavailable | WorkerUnavailable { .. } | LimiterUnavailable => 503,
             WorkerTimeout => 504,
             LoopDetected => 508,
         }
@@ -109,6 +123,9 @@ impl DispatchError {
             ConfigurationUnavailable => "configuration_unavailable",
             DatabaseUnavailable => "database_unavailable",
             Unauthorized => "unauthorized",
+            RateLimited { .. } => "rate_limited",
+            WorkerUnavailable { .. } => "worker_unavailable",
+            LimiterUnavailable => "rate_limiter_unavailable",
         }
     }
 
@@ -139,6 +156,9 @@ impl DispatchError {
             ConfigurationUnavailable => "Configuration unavailable",
             DatabaseUnavailable => "Database unavailable",
             Unauthorized => "Unauthorized",
+            RateLimited { .. } => "Rate limited",
+            WorkerUnavailable { .. } => "Worker unavailable",
+            LimiterUnavailable => "Rate limiter unavailable",
         }
     }
 
@@ -172,6 +192,15 @@ impl DispatchError {
             ConfigurationUnavailable => "The dispatcher cannot read its configuration right now; retry shortly.".into(),
             DatabaseUnavailable => "The namespace's database cannot be reached right now; retry shortly.".into(),
             Unauthorized => "This endpoint needs an Authorization: Bearer token.".into(),
+            RateLimited { retry_after_s, .. } => {
+                format!("This worker's rate limit is reached; retry after {retry_after_s} seconds.")
+            }
+            WorkerUnavailable { retry_after_s } => {
+                format!("This worker failed repeatedly and is not called for now; retry after {retry_after_s} seconds.")
+            }
+            LimiterUnavailable => {
+                "The dispatcher cannot check this worker's rate limit right now; retry shortly.".into()
+            }
         }
     }
 
@@ -179,9 +208,27 @@ impl DispatchError {
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             DispatchError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
-            DispatchError::DatabaseUnavailable | DispatchError::ConfigurationUnavailable => {
+            DispatchError::DatabaseUnavailable
+            | DispatchError::ConfigurationUnavailable
+            | DispatchError::LimiterUnavailable => {
                 vec![("retry-after", RETRY_AFTER_S.to_string())]
             }
+            DispatchError::RateLimited {
+                retry_after_s,
+                quota,
+                window_s,
+            } => vec![
+                ("retry-after", retry_after_s.to_string()),
+                (
+                    "ratelimit-policy",
+                    format!("\"{}\";q={quota};w={window_s}", crate::limits::rate::POLICY_NAME),
+                ),
+                (
+                    "ratelimit",
+                    format!("\"{}\";r=0;t={retry_after_s}", crate::limits::rate::POLICY_NAME),
+                ),
+            ],
+            DispatchError::WorkerUnavailable { retry_after_s } => vec![("retry-after", retry_after_s.to_string())],
             DispatchError::Unauthorized => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
         }
@@ -249,6 +296,13 @@ impl DispatchError {
             ConfigurationUnavailable,
             DatabaseUnavailable,
             Unauthorized,
+            RateLimited {
+                retry_after_s: 1,
+                quota: 1,
+                window_s: 1,
+            },
+            WorkerUnavailable { retry_after_s: 1 },
+            LimiterUnavailable,
         ]
     }
 }
@@ -316,7 +370,10 @@ mod tests {
                 | DispatchError::Configuration
                 | DispatchError::ConfigurationUnavailable
                 | DispatchError::DatabaseUnavailable
-                | DispatchError::Unauthorized => {}
+                | DispatchError::Unauthorized
+                | DispatchError::RateLimited { .. }
+                | DispatchError::WorkerUnavailable { .. }
+                | DispatchError::LimiterUnavailable => {}
             }
         }
         let mut codes: Vec<&str> = kinds.iter().map(DispatchError::code).collect();

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod custom_domain;
 pub mod error;
+pub mod limits;
 pub mod membership;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod openapi;

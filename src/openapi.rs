@@ -69,6 +69,28 @@ pub fn document() -> Value {
                     "description": "The request's id: the client's, or one the dispatcher generated.",
                     "required": true,
                     "schema": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$" }
+                },
+                "RetryAfter": {
+                    "description": "From the dispatcher: whole seconds until the request is worth \
+                        sending again, at least 1. A worker's own answer may give a date instead.",
+                    "required": false,
+                    "schema": { "type": "string" },
+                    "example": "17"
+                },
+                "RateLimitPolicy": {
+                    "description": "The worker's rate limit, when it has one \
+                        (draft-ietf-httpapi-ratelimit-headers-11): `\"tenant\";q=<quota>;w=<window seconds>`.",
+                    "required": false,
+                    "schema": { "type": "string" },
+                    "example": "\"tenant\";q=100;w=60"
+                },
+                "RateLimit": {
+                    "description": "What is left of the worker's quota, when it has a rate limit: \
+                        `\"tenant\";r=<remaining>;t=<seconds until the window ends, or until a request \
+                        fits again when refused>`.",
+                    "required": false,
+                    "schema": { "type": "string" },
+                    "example": "\"tenant\";r=0;t=17"
                 }
             },
             "securitySchemes": {
@@ -100,6 +122,10 @@ fn schemas() -> Value {
     add("Checks", <api::Checks as PartialSchema>::schema());
     add("DatabaseCheck", <api::DatabaseCheck as PartialSchema>::schema());
     add("NamespaceCheck", <api::NamespaceCheck as PartialSchema>::schema());
+    add(
+        "OpenBreaker",
+        <crate::pipeline::limit::OpenBreaker as PartialSchema>::schema(),
+    );
     add(
         "NamespaceInfo",
         <api::NamespaceInfo<'static> as PartialSchema>::schema(),
@@ -340,8 +366,11 @@ fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
         ),
         (
             "503",
-            "`database_unavailable` (a remote worker's membership could not be looked up) or \
-             `configuration_unavailable` (a variable's provider failed).",
+            "`worker_unavailable`: the worker's circuit breaker is open (`breakers`), it is not \
+             called until `Retry-After` has passed; `rate_limiter_unavailable`: the store of rate \
+             limits failed and `limits_on_store_error=closed`; `database_unavailable` (a remote \
+             worker's membership could not be looked up) or `configuration_unavailable` (a \
+             variable's provider failed).",
         ),
         (
             "504",
@@ -353,6 +382,23 @@ fn dispatch_responses(namespace_info: bool) -> serde_json::Map<String, Value> {
         ),
     ] {
         responses.insert(status.into(), problem_or_worker(text));
+    }
+    responses["503"]["headers"]["Retry-After"] = json!({ "$ref": "#/components/headers/RetryAfter" });
+    let mut limited = problem_or_worker(
+        "`rate_limited`: the worker's rate limit (`rate_limits`) is reached; the worker was not \
+         called. `Retry-After` says when a request fits again.",
+    );
+    limited["headers"]["Retry-After"] = json!({ "$ref": "#/components/headers/RetryAfter" });
+    limited["headers"]["RateLimit-Policy"] = json!({ "$ref": "#/components/headers/RateLimitPolicy" });
+    limited["headers"]["RateLimit"] = json!({ "$ref": "#/components/headers/RateLimit" });
+    responses.insert("429".into(), limited);
+    // A limited worker's answers carry its quota too.
+    for (_, response) in responses
+        .iter_mut()
+        .filter(|(status, _)| status.as_str() == "200" || status.as_str() == "default")
+    {
+        response["headers"]["RateLimit-Policy"] = json!({ "$ref": "#/components/headers/RateLimitPolicy" });
+        response["headers"]["RateLimit"] = json!({ "$ref": "#/components/headers/RateLimit" });
     }
     responses
 }

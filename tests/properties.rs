@@ -255,6 +255,8 @@ proptest! {
             status,
             duration_ns,
             error: None,
+            limit: None,
+            breaker: None,
         }
         .to_line();
         prop_assert!(!line.contains('\n'));
@@ -331,5 +333,164 @@ proptest! {
                 _ => {}
             }
         }
+    }
+}
+
+// Per-tenant limits (`src/limits`), with the clock given and the store in memory.
+
+use libra_dispatcher::limits::breaker::{self, BreakerPolicy, BreakerState, Outcome, Pass};
+use libra_dispatcher::limits::rate::{self, RatePolicy};
+use libra_dispatcher::limits::store::{Encoding, MemoryStore, SharedStore, StoreError};
+
+const EPOCH_MS: u64 = 1_800_000_000_000;
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// Never more than the quota in any fixed window, never more than twice it in any interval
+    /// of a window's length; every refusal says when to come back, and coming back then works;
+    /// the tenant's keys stay bounded.
+    #[test]
+    fn a_rate_limit_never_admits_more_than_its_bound(
+        rate_per_s in 1u64..8,
+        window_s in 1u64..4,
+        start in 0u64..10_000,
+        gaps in proptest::collection::vec(0u64..1_500, 1..250),
+        redis in any::<bool>(),
+    ) {
+        let policy = RatePolicy::parse(&format!("{rate_per_s}/s burst {}", rate_per_s * window_s)).unwrap();
+        let (quota, window_ms) = (policy.quota, policy.window_ms());
+        let prefix = "ns:rate:v1:shop";
+        let mut store = MemoryStore::new(if redis { Encoding::Redis } else { Encoding::Sqlite });
+        let mut now = EPOCH_MS + start;
+        let mut admitted: Vec<u64> = Vec::new();
+        for gap in gaps {
+            now += gap;
+            let state = rate::check(&mut store, prefix, &policy, now).unwrap();
+            if state.admitted {
+                admitted.push(now);
+            } else {
+                prop_assert!(state.reset_s >= 1);
+                let mut later = store.clone();
+                let retry = rate::check(&mut later, prefix, &policy, now + state.reset_s * 1000).unwrap();
+                prop_assert!(retry.admitted, "refused at {} with Retry-After {}, refused again then", now, state.reset_s);
+            }
+            prop_assert!(store.keys_under(prefix).len() <= 3, "{:?}", store.keys_under(prefix));
+        }
+        for (i, &at) in admitted.iter().enumerate() {
+            let same_window = admitted.iter().filter(|&&t| t / window_ms == at / window_ms).count() as u64;
+            prop_assert!(same_window <= quota, "{} in the window of {}", same_window, at);
+            let within = admitted[i..].iter().take_while(|&&t| t < at + window_ms).count() as u64;
+            prop_assert!(within <= 2 * quota, "{} in the {} ms from {}", within, window_ms, at);
+        }
+    }
+
+    /// The breaker calls the worker exactly when a plain model of it says so: closed, open
+    /// after `failures` consecutive failures for `open_s`, then one probe at a time.
+    #[test]
+    fn a_breaker_never_calls_a_worker_while_open(
+        failures in 1u64..5,
+        open_s in 1u64..5,
+        steps in proptest::collection::vec((0u64..2_500, 0u8..3), 1..200),
+    ) {
+        let policy = BreakerPolicy { failures, open_s };
+        let grace_ms = 1_500;
+        let prefix = "ns:breaker:v1:shop";
+        let mut store = MemoryStore::new(Encoding::Sqlite);
+        // The model: consecutive failures, and until when the worker is not called (and whether
+        // that is a probe's grace period).
+        let (mut consecutive, mut until, mut probing) = (0u64, None::<u64>, false);
+        let mut now = EPOCH_MS;
+        for (gap, outcome) in steps {
+            now += gap;
+            let outcome = [Outcome::Success, Outcome::Failure, Outcome::Unknown][outcome as usize];
+            let state = breaker::check(&mut store, prefix, &policy, now).unwrap();
+            let pass = match state {
+                BreakerState::Closed { failures } => Some(Pass::Closed { failures }),
+                BreakerState::Open { retry_after_s } => {
+                    prop_assert!(retry_after_s >= 1);
+                    None
+                }
+                BreakerState::HalfOpen { since_ms } => breaker::elect_probe(&mut store, prefix, since_ms, now, grace_ms)
+                    .unwrap()
+                    .then_some(Pass::Probe),
+            };
+            let model_calls = until.is_none_or(|until| now >= until);
+            prop_assert_eq!(pass.is_some(), model_calls, "at {} ms: {:?}", now - EPOCH_MS, state);
+            if let BreakerState::Open { retry_after_s } = state {
+                let expected = if probing { 1 } else { (until.unwrap() - now).div_ceil(1000) };
+                prop_assert_eq!(retry_after_s, expected);
+            }
+            let Some(pass) = pass else { continue };
+            breaker::record(&mut store, prefix, &policy, pass, outcome, now).unwrap();
+            let was_probe = until.is_some();
+            match (outcome, was_probe) {
+                (Outcome::Success, _) => (consecutive, until, probing) = (0, None, false),
+                (Outcome::Failure, true) => (until, probing) = (Some(now + open_s * 1000), false),
+                (Outcome::Failure, false) => {
+                    consecutive += 1;
+                    if consecutive == failures {
+                        (until, probing) = (Some(now + open_s * 1000), false);
+                    }
+                }
+                (Outcome::Unknown, true) => (until, probing) = (Some(now + grace_ms), true),
+                (Outcome::Unknown, false) => {}
+            }
+        }
+        if until.is_none() && consecutive == 0 {
+            prop_assert!(store.keys_under(prefix).is_empty(), "{:?}", store.values);
+        }
+    }
+}
+
+/// A store shared by threads, each call atomic on its own: what Redis gives replicas.
+struct Shared<'a>(&'a std::sync::Mutex<MemoryStore>);
+
+impl SharedStore for Shared<'_> {
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.0.lock().unwrap().increment(key, delta)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.lock().unwrap().get(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.lock().unwrap().set(key, value)
+    }
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.0.lock().unwrap().delete(key)
+    }
+}
+
+/// Replicas racing on one store admit exactly the quota: the increment decides, not the read.
+#[test]
+fn replicas_sharing_a_store_admit_exactly_the_quota() {
+    let policy = RatePolicy::parse("50/h").unwrap();
+    for encoding in [Encoding::Redis, Encoding::Sqlite] {
+        let store = std::sync::Mutex::new(MemoryStore::new(encoding));
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for replica in 0..8u64 {
+                let (store, admitted) = (&store, &admitted);
+                scope.spawn(move || {
+                    for i in 0..40 {
+                        let now = EPOCH_MS + replica + i;
+                        if rate::check(&mut Shared(store), "ns:rate:v1:shop", &policy, now)
+                            .unwrap()
+                            .admitted
+                        {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 50, "{encoding:?}");
+        let store = store.into_inner().unwrap();
+        let counter = store.values.iter().find(|(key, _)| key.contains(":3600s:")).unwrap().1;
+        assert_eq!(
+            libra_dispatcher::limits::store::decode_counter(counter),
+            Some(50),
+            "refused requests gave back what they took"
+        );
     }
 }

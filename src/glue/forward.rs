@@ -458,6 +458,16 @@ pub enum Streamed {
 }
 
 impl Streamed {
+    /// What the ending says of the worker, for its breaker: it failed or stalled mid-body, or it
+    /// answered (a client that stopped reading is no fault of the worker's).
+    pub fn outcome(&self) -> crate::limits::breaker::Outcome {
+        use crate::limits::breaker::Outcome;
+        match self {
+            Streamed::Complete | Streamed::ClientStalled => Outcome::Success,
+            Streamed::WorkerFailed | Streamed::WorkerStalled => Outcome::Failure,
+        }
+    }
+
     pub fn error(&self) -> Option<&'static str> {
         match self {
             Streamed::Complete => None,
@@ -477,7 +487,8 @@ fn stream_response(
     ctx: Context,
 ) -> (u16, Streamed) {
     let method = ctx.head.method.as_str();
-    let headers = downstream::headers(headers, ctx.request_id, forward.exposure(), method == "HEAD");
+    let mut headers = downstream::headers(headers, ctx.request_id, forward.exposure(), method == "HEAD");
+    headers.extend(forward.response_headers.iter().cloned());
     let outgoing = OutgoingResponse::new(io::fields(&headers));
     let _ = outgoing.set_status_code(status);
     let (Ok(body_out), Ok(body_in)) = (outgoing.body(), response.consume()) else {

@@ -9,6 +9,7 @@ use crate::cache::{self, AbsentEntry, CacheEntry};
 use crate::config::{ConfigError, LookupConfig, MissSettings, Remote};
 use crate::custom_domain;
 use crate::error::DispatchError;
+use crate::limits::overrides::{CachedOverride, Override, Row};
 use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
@@ -34,7 +35,11 @@ impl<'a> Lookups<'a> {
         }
     }
 
-    fn namespace(&mut self) -> Result<&str, DispatchError> {
+    pub fn ctx(&self) -> Context<'a> {
+        self.ctx
+    }
+
+    pub fn namespace(&mut self) -> Result<&str, DispatchError> {
         if self.namespace.is_none() {
             self.namespace = Some(
                 self.ctx
@@ -151,16 +156,10 @@ pub fn custom_domain(lookups: &mut Lookups, host: &str) -> Result<Option<WorkerN
         match custom_domain::worker_from_deploy_url(&url, &config.base_domain, &config.reserved_names) {
             Ok(worker) => Ok(Some(worker)),
             Err(problem) => {
-                super::write_log_line(
-                    serde_json::json!({
-                        "time": super::io::now_rfc3339(),
-                        "level": "warn",
-                        "requestId": ctx.request_id,
-                        "message": "custom domain not served: its production_deploy_url is not <worker>.<base_domain>",
-                        "host": host,
-                        "reason": format!("{problem:?}"),
-                    })
-                    .to_string(),
+                super::log_warning(
+                    ctx.request_id,
+                    "custom domain not served: its production_deploy_url is not <worker>.<base_domain>",
+                    serde_json::json!({ "host": host, "reason": format!("{problem:?}") }),
                 );
                 Ok(None)
             }
@@ -177,6 +176,64 @@ pub fn is_deployed(lookups: &mut Lookups, worker: &WorkerName) -> Result<bool, D
         Ok(database::is_deployed(&urls, database)?.then(|| worker.clone()))
     })?;
     Ok(found.is_some())
+}
+
+/// `worker`'s row of `worker_limits`, through the cache (found and not found alike, for the
+/// TTLs of database answers). A row that does not parse is ignored, and cached as no row, so the
+/// one warning comes once per TTL. A database that cannot answer leaves the worker with the
+/// settings' limits: the overrides must not take down tenants that need no database.
+pub fn limit_override(lookups: &mut Lookups, worker: &WorkerName) -> Result<Option<Override>, DispatchError> {
+    let ctx = lookups.ctx;
+    let store = Store::open_default().ok();
+    let key = cache::key(lookups.namespace()?, cache::Kind::WorkerLimits, worker.as_str());
+    let now = wasi::clocks::wall_clock::now().seconds;
+    let cached = store
+        .as_ref()
+        .and_then(|store| store.get(&key).ok().flatten())
+        .and_then(|bytes| CachedOverride::decode(&bytes));
+    if let Some(entry) = cached.as_ref().filter(|entry| entry.is_fresh(now)) {
+        return Ok(entry.row.parse().ok().filter(|row| *row != Override::default()));
+    }
+    let misses = lookups.misses()?;
+    let looked_up = database(ctx, misses.db_timeout_ms)
+        .ok()
+        .and_then(|database| database::worker_limits(worker.as_str(), &database).ok());
+    let Some(row) = looked_up else {
+        super::log_warning(
+            ctx.request_id,
+            "worker_limits cannot be read: the settings' limits apply",
+            serde_json::json!({ "worker": worker.as_str() }),
+        );
+        return Ok(None);
+    };
+    let (row, parsed) = match row.parse() {
+        Ok(parsed) => (row, parsed),
+        Err(problem) => {
+            super::log_warning(
+                ctx.request_id,
+                "a worker_limits row is invalid and ignored: the settings' limits apply",
+                serde_json::json!({ "worker": worker.as_str(), "problem": problem }),
+            );
+            (Row::default(), Override::default())
+        }
+    };
+    let ttl = if row == Row::default() {
+        misses.negative_ttl_s
+    } else {
+        misses.cache_ttl_s
+    };
+    if let Some(store) = store {
+        if ttl > 0 {
+            let entry = CachedOverride {
+                row,
+                expires_at: now + ttl,
+            };
+            let _ = store.set(&key, &entry.encode());
+        } else if cached.is_some() {
+            let _ = store.delete(&key);
+        }
+    }
+    Ok((parsed != Override::default()).then_some(parsed))
 }
 
 /// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (found and
@@ -243,6 +300,7 @@ fn cached(
 
 pub mod database {
     use super::Database as DatabaseConfig;
+    use crate::limits::overrides::Row;
 
     /// The database could not answer; why is for the log, never for the client.
     #[derive(Debug)]
@@ -285,6 +343,15 @@ pub mod database {
         }
     }
 
+    /// `worker`'s row of `worker_limits` (empty when it has none).
+    pub fn worker_limits(worker: &str, database: &DatabaseConfig) -> Result<Row, Unavailable> {
+        match backend(database) {
+            "postgres" => postgres::worker_limits(worker, database),
+            "sqlite" => sqlite::worker_limits(worker),
+            _ => Ok(Row::default()),
+        }
+    }
+
     /// One real round trip, for `/health/detailed`.
     pub fn ping(database: &DatabaseConfig) -> Result<Schema, Unavailable> {
         match backend(database) {
@@ -297,7 +364,8 @@ pub mod database {
     mod postgres {
         use spin_sdk::pg4::{Connection, DbValue, ParameterValue};
 
-        use super::{DatabaseConfig, Unavailable};
+        use super::{DatabaseConfig, Row, Unavailable};
+        use crate::limits::overrides;
         use crate::{custom_domain, membership};
 
         fn connect(database: &DatabaseConfig) -> Result<Connection, Unavailable> {
@@ -338,6 +406,23 @@ pub mod database {
             scalar(database, custom_domain::PING, &[]).map(|_| ())
         }
 
+        pub fn worker_limits(worker: &str, database: &DatabaseConfig) -> Result<Row, Unavailable> {
+            let parameters = [ParameterValue::Str(worker.to_string())];
+            let rows = connect(database)?
+                .query(overrides::POSTGRES_LOOKUP, &parameters)
+                .map_err(|error| report(&error))?;
+            let row = rows.rows.into_iter().next().ok_or(Unavailable)?;
+            let text = |value: Option<&DbValue>| match value {
+                Some(DbValue::Str(text)) => Ok(Some(text.clone())),
+                Some(DbValue::DbNull) => Ok(None),
+                _ => Err(Unavailable),
+            };
+            Ok(Row {
+                rate_limit: text(row.first())?,
+                breaker: text(row.get(1))?,
+            })
+        }
+
         fn report(error: &impl std::fmt::Debug) -> Unavailable {
             eprintln!("libra-dispatcher: postgres: {error:?}");
             Unavailable
@@ -348,7 +433,8 @@ pub mod database {
     mod sqlite {
         use spin_sdk::sqlite3::{Connection, Value};
 
-        use super::{Schema, Unavailable};
+        use super::{Row, Schema, Unavailable};
+        use crate::limits::overrides;
         use crate::{custom_domain, membership};
 
         /// The one value of a query that returns one row; `Ok(None)` when Libra's `project`
@@ -395,6 +481,28 @@ pub mod database {
             }
         }
 
+        /// No `worker_limits` table (a fresh database) is no row.
+        pub fn worker_limits(worker: &str) -> Result<Row, Unavailable> {
+            let connection = Connection::open_default().map_err(|error| report(&error))?;
+            let result = match connection.execute(overrides::SQLITE_LOOKUP, &[Value::Text(worker.to_string())]) {
+                Ok(result) => result,
+                Err(error) if format!("{error:?}").contains("no such table: worker_limits") => {
+                    return Ok(Row::default());
+                }
+                Err(error) => return Err(report(&error)),
+            };
+            let row = result.rows.into_iter().next().ok_or(Unavailable)?;
+            let text = |value: Option<&Value>| match value {
+                Some(Value::Text(text)) => Ok(Some(text.clone())),
+                Some(Value::Null) | None => Ok(None),
+                _ => Err(Unavailable),
+            };
+            Ok(Row {
+                rate_limit: text(row.values.first())?,
+                breaker: text(row.values.get(1))?,
+            })
+        }
+
         fn report(error: &impl std::fmt::Debug) -> Unavailable {
             eprintln!("libra-dispatcher: sqlite: {error:?}");
             Unavailable
@@ -403,7 +511,7 @@ pub mod database {
 
     #[cfg(not(feature = "sqlite"))]
     mod sqlite {
-        use super::{Schema, Unavailable};
+        use super::{Row, Schema, Unavailable};
 
         pub fn custom_domain(_host: &str) -> Result<Option<String>, Unavailable> {
             Ok(None)
@@ -415,6 +523,10 @@ pub mod database {
 
         pub fn ping() -> Result<Schema, Unavailable> {
             Ok(Schema::Present)
+        }
+
+        pub fn worker_limits(_worker: &str) -> Result<Row, Unavailable> {
+            Ok(Row::default())
         }
     }
 }

@@ -6,6 +6,8 @@ mod io;
 mod lookups;
 mod phases;
 mod settings;
+mod shared_store;
+mod tenant;
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
@@ -29,6 +31,9 @@ struct Served {
     status: u16,
     error: Option<&'static str>,
     location: Option<&'static str>,
+    /// The tenant's rate limit and breaker, where it has them.
+    limit: Option<&'static str>,
+    breaker: Option<&'static str>,
 }
 
 impl Served {
@@ -37,6 +42,8 @@ impl Served {
             status,
             error: None,
             location: None,
+            limit: None,
+            breaker: None,
         }
     }
 }
@@ -83,7 +90,7 @@ impl Guest for Dispatcher {
         };
 
         phases::mark("served");
-        let level = access_log::level_for(served.status);
+        let level = access_log::level_for(served.status, served.limit, served.breaker);
         let threshold = config.as_ref().map_or(crate::config::LogLevel::Info, |c| c.log_level);
         if level >= threshold {
             let elapsed_ns = wasi::clocks::monotonic_clock::now().saturating_sub(started);
@@ -101,6 +108,8 @@ impl Guest for Dispatcher {
                 status: served.status,
                 duration_ns: elapsed_ns,
                 error: served.error,
+                limit: served.limit,
+                breaker: served.breaker,
             };
             write_log_line(line.to_line());
             phases::mark("logged");
@@ -109,6 +118,20 @@ impl Guest for Dispatcher {
             write_log_line(line);
         }
     }
+}
+
+/// A warning for the operator about `request_id`: `message`, and `fields` beside it.
+fn log_warning(request_id: &str, message: &str, fields: serde_json::Value) {
+    let mut line = serde_json::json!({
+        "time": io::now_rfc3339(),
+        "level": "warn",
+        "requestId": request_id,
+        "message": message,
+    });
+    if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
+        line.extend(fields);
+    }
+    write_log_line(line.to_string());
 }
 
 /// One write to stdout per line, which Spin collects as the component's log.
@@ -124,10 +147,10 @@ fn write_log_line(mut line: String) {
 
 /// Carries out the pipeline's decision; records the worker a lookup found in `decision`.
 fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context, decision: &mut Decision) -> Served {
-    let (result, location) = match &decision.outcome {
+    let result = match &decision.outcome {
         Ok(Step::Endpoint(endpoint)) => match authorize(ctx, *endpoint) {
-            Ok(authenticated) => (respond_endpoint(*endpoint, response_out, ctx, authenticated), None),
-            Err(error) => (Err((response_out, error)), None),
+            Ok(authenticated) => respond_endpoint(*endpoint, response_out, ctx, authenticated),
+            Err(error) => Err((response_out, error)),
         },
         Ok(Step::Forward(pending)) => {
             let host = decision.host.as_ref().expect("a forwarded request has a host");
@@ -135,41 +158,77 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
                 request_id: ctx.request_id,
                 config: ctx.config,
             };
-            match pipeline::admit_limits(pending, &limits).and_then(|()| locate(ctx, &host.name, pending)) {
+            let mut lookups = lookups::Lookups::new(ctx);
+            let located =
+                pipeline::admit_limits(pending, &limits).and_then(|()| locate(&mut lookups, &host.name, pending));
+            match located {
                 Ok((worker, location)) => {
                     decision.worker = Some(worker.clone());
                     let label = match location {
                         Location::Local => "local",
                         Location::Remote(_) => "remote",
                     };
-                    let forward = pipeline::prepare_forward(ctx, host, worker, location, pending.clone());
+                    let tenant = match tenant::Tenant::admit(ctx, &mut lookups, &worker) {
+                        Ok(tenant) => tenant,
+                        Err(error) => return refused(response_out, ctx, error, None),
+                    };
+                    if let Some(refusal) = tenant.admission.refusal.clone() {
+                        return refused(response_out, ctx, refusal, Some(&tenant));
+                    }
+                    let (limit, breaker) = (tenant.admission.limit, tenant.admission.breaker);
+                    let mut forward = pipeline::prepare_forward(ctx, host, worker, location, pending.clone());
+                    forward.response_headers = tenant.admission.headers.clone();
                     match forward::run(request, response_out, &forward, ctx, &limits) {
                         // A body cut short after the status went out: logged, nothing else to do.
                         Ok((status, streamed)) => {
+                            tenant.finish(streamed.outcome());
                             return Served {
                                 status,
                                 error: streamed.error(),
                                 location: Some(label),
+                                limit,
+                                breaker,
                             };
                         }
-                        Err(failure) => (Err(failure), Some(label)),
+                        Err((response_out, error)) => {
+                            tenant.finish(pipeline::limit::outcome_of(Some(&error)));
+                            let status = io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method);
+                            return Served {
+                                status,
+                                error: Some(error.code()),
+                                location: Some(label),
+                                limit,
+                                breaker,
+                            };
+                        }
                     }
                 }
-                Err(error) => (Err((response_out, error)), None),
+                Err(error) => Err((response_out, error)),
             }
         }
-        Err(error) => (Err((response_out, error.clone())), None),
+        Err(error) => Err((response_out, error.clone())),
     };
     match result {
-        Ok(status) => Served {
-            location,
-            ..Served::answered(status)
-        },
-        Err((response_out, error)) => Served {
-            status: io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method),
-            error: Some(error.code()),
-            location,
-        },
+        Ok(status) => Served::answered(status),
+        Err((response_out, error)) => refused(response_out, ctx, error, None),
+    }
+}
+
+/// Answers a request with a problem document, before any call to a worker: with the tenant's
+/// limit and breaker decisions when they refused it.
+fn refused(
+    response_out: ResponseOutparam,
+    ctx: Context,
+    error: DispatchError,
+    tenant: Option<&tenant::Tenant>,
+) -> Served {
+    let status = io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method);
+    Served {
+        status,
+        error: Some(error.code()),
+        location: None,
+        limit: tenant.and_then(|t| t.admission.limit),
+        breaker: tenant.and_then(|t| t.admission.breaker),
     }
 }
 
@@ -191,11 +250,15 @@ fn authorize(ctx: Context, endpoint: Endpoint) -> Result<bool, DispatchError> {
 }
 
 /// Names the worker (a custom domain's comes from the database) and finds where it lives.
-fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Location), DispatchError> {
-    let mut lookups = lookups::Lookups::new(ctx);
+fn locate(
+    lookups: &mut lookups::Lookups,
+    host: &str,
+    pending: &Pending,
+) -> Result<(WorkerName, Location), DispatchError> {
+    let ctx = lookups.ctx();
     let worker = match &pending.worker {
         Some(worker) => worker.clone(),
-        None => lookups::custom_domain(&mut lookups, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
+        None => lookups::custom_domain(lookups, host)?.ok_or(DispatchError::CustomDomainNotFound)?,
     };
     if namespace::is_local(&worker, pending.kind, ctx.config) {
         return Ok((worker, Location::Local));
@@ -203,7 +266,7 @@ fn locate(ctx: Context, host: &str, pending: &Pending) -> Result<(WorkerName, Lo
     let location = match namespace::locate_remote(&worker, lookups.remote()) {
         Ok(Located::Here(location)) => location,
         Ok(Located::AskDatabase(origin)) => {
-            if !lookups::is_deployed(&mut lookups, &worker)? {
+            if !lookups::is_deployed(lookups, &worker)? {
                 return Err(DispatchError::WorkerNotFound(worker.to_string()));
             }
             Location::Remote(origin)
@@ -276,7 +339,11 @@ fn respond_endpoint(
             };
             let (timestamp, environment) = (io::now_rfc3339(), environment(ctx));
             let remote = api::remote_members(&lookup_config.remote);
-            let report = api::health_detailed(&timestamp, &environment, database, workers.len(), remote);
+            let mut report = api::health_detailed(&timestamp, &environment, database, workers.len(), remote);
+            // Listing them reads a few hundred keys: only for the holder of the admin token.
+            if authenticated {
+                report.breakers = tenant::open_breakers(ctx, &lookup_config.namespace);
+            }
             let status = if report.healthy() { 200 } else { 503 };
             let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
             Ok(io::send_json(response_out, status, &body, request_id, &head.method))

@@ -5,18 +5,20 @@
 //! 3. [`admit`] check methods, limits and loops (a limit is parsed only by a request it can
 //!    refuse, so an unusable one fails only those: [`admit_limits`]);
 //! 4. [`namespace`] locate the worker: a component of this app, or a remote one;
-//! 5. [`upstream`] build the request the worker receives;
-//! 6. [`downstream`] filter the worker's response; the glue then logs one line.
+//! 5. [`limit`] the tenant's circuit breaker and rate limit (only where configured);
+//! 6. [`upstream`] build the request the worker receives;
+//! 7. [`downstream`] filter the worker's response; the glue then logs one line.
 //!
 //! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the
 //! request needs (most requests need none). A custom domain's worker, and whether a name is a
-//! deployed remote worker, may need a database; the glue asks it between 3 and 4 and then calls
-//! [`prepare_forward`] for 4 and 5.
+//! deployed remote worker, may need a database; the glue asks it between 3 and 4, then runs 5
+//! ([`limit::admit`]) with the shared store, and calls [`prepare_forward`] for 6.
 
 pub mod admit;
 pub mod downstream;
 pub mod hop_by_hop;
 pub mod host;
+pub mod limit;
 pub mod namespace;
 pub mod route;
 pub mod trailers;
@@ -101,6 +103,9 @@ pub struct Forward {
     pub declared_length: Option<u64>,
     /// Which trailers are worth waiting for, each way.
     pub trailers: trailers::TrailerPolicy,
+    /// Headers the dispatcher adds to the worker's response, after its filter (the tenant's
+    /// `RateLimit` headers).
+    pub response_headers: Headers,
 }
 
 impl Forward {
@@ -207,6 +212,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         host: host.name.clone(),
         declared_length: pending.declared_length,
         trailers: trailers::TrailerPolicy::of(&head.headers),
+        response_headers: Vec::new(),
     }
 }
 

@@ -11,6 +11,8 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     with: {
         "fermyon:spin/key-value.store": crate::key_value::KvStore,
+        "wasi:keyvalue/store.bucket": crate::key_value::Bucket,
+        "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
         "spin:postgres/postgres.connection": crate::postgres::PgConnection,
         "spin:sqlite/sqlite.connection": crate::sqlite::SqliteConnection,
     },
@@ -20,6 +22,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     fermyon::spin::variables::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     fermyon::spin::key_value::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    wasi::keyvalue::store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    wasi::keyvalue::atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     spin::postgres::postgres::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     spin::sqlite::sqlite::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     Ok(())

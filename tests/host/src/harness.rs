@@ -45,6 +45,9 @@ pub struct AppSpec {
     /// from a Vault provider (a stand-in server that answers 500 for them and 404, "not here",
     /// for any other), so they must not be set in `variables`.
     pub failing_variables: Vec<String>,
+    /// Spin only: a runtime configuration (`--runtime-config-file`), such as a key-value store on
+    /// Redis. The test host has no such file: it refuses a spec that sets one.
+    pub runtime_config: Option<String>,
 }
 
 impl AppSpec {
@@ -66,6 +69,12 @@ impl AppSpec {
             allowed_outbound_hosts: allowed_outbound_hosts.iter().map(|h| h.to_string()).collect(),
             variables: Vec::new(),
         });
+        self
+    }
+
+    /// Spin only: adds `text` to the app's runtime configuration.
+    pub fn runtime_config(mut self, text: &str) -> Self {
+        self.runtime_config = Some(self.runtime_config.unwrap_or_default() + text);
         self
     }
 
@@ -149,6 +158,9 @@ impl Running {
         }
         match kind {
             HostKind::TestHost => {
+                if spec.runtime_config.is_some() {
+                    anyhow::bail!("the test host takes no runtime configuration: run this on Spin");
+                }
                 let mut options = AppOptions {
                     variables: spec.variables.clone(),
                     hosts: spec.hosts.iter().cloned().collect(),
@@ -196,14 +208,16 @@ impl Running {
                 if let Some(manifest) = &spec.manifest {
                     options.manifest = manifest.clone();
                 }
+                options.runtime_config = spec.runtime_config.clone();
                 let vault = if spec.failing_variables.is_empty() {
                     None
                 } else {
                     let vault = failing_vault(spec.failing_variables.clone()).await?;
-                    options.runtime_config = Some(format!(
+                    let provider = format!(
                         "[[variables_provider]]\ntype = \"vault\"\nurl = \"{}\"\ntoken = \"test\"\nmount = \"secret\"\n",
                         vault.url()
-                    ));
+                    );
+                    options.runtime_config = Some(options.runtime_config.unwrap_or_default() + &provider);
                     Some(vault)
                 };
                 let spin = tokio::task::spawn_blocking(move || SpinApp::start(&options)).await??;

@@ -22,6 +22,7 @@ mod outbound;
 pub mod ports;
 mod postgres;
 pub mod postgres_server;
+pub mod redis_server;
 pub mod spin_cli;
 mod spin_headers;
 mod sqlite;
@@ -166,8 +167,8 @@ pub(crate) struct AppInner {
     memory_limit_bytes: usize,
     in_flight: InFlight,
     outbound_log: Mutex<Vec<String>>,
-    /// The `default` key-value store: `(store label, key) -> value`.
-    key_value: Mutex<HashMap<(String, String), Vec<u8>>>,
+    /// The `default` key-value store.
+    key_value: Mutex<KeyValues>,
     /// The `default` SQLite database, in a file of its own that lives as long as the app.
     sqlite: Mutex<rusqlite::Connection>,
     sqlite_statements: std::sync::atomic::AtomicU64,
@@ -177,6 +178,14 @@ pub(crate) struct AppInner {
     guest_instructions: Option<Mutex<HashMap<String, u64>>>,
     hosts: BTreeMap<String, std::net::IpAddr>,
     _sqlite_dir: tempfile::TempDir,
+}
+
+/// The app's key-value stores: `(store label, key) -> value`.
+#[derive(Default)]
+pub(crate) struct KeyValues {
+    pub(crate) map: HashMap<(String, String), Vec<u8>>,
+    /// An `increment` met a value that is not 8 bytes: as on Spin, every later call fails.
+    pub(crate) poisoned: bool,
 }
 
 /// Counts each component's invocations still running, so a test can wait until they have
@@ -480,6 +489,7 @@ impl App {
             .key_value
             .lock()
             .unwrap()
+            .map
             .get(&("default".to_string(), key.to_string()))
             .cloned()
     }
@@ -489,6 +499,7 @@ impl App {
             .key_value
             .lock()
             .unwrap()
+            .map
             .insert(("default".to_string(), key.to_string()), value.to_vec());
     }
 
@@ -498,6 +509,7 @@ impl App {
             .key_value
             .lock()
             .unwrap()
+            .map
             .keys()
             .filter(|(label, _)| label == "default")
             .map(|(_, key)| key.clone())
@@ -506,7 +518,7 @@ impl App {
 
     /// Empties the `default` key-value store.
     pub fn clear_key_value(&self) {
-        self.0.key_value.lock().unwrap().clear();
+        *self.0.key_value.lock().unwrap() = KeyValues::default();
     }
 
     /// Waits until every invocation of `component` has returned.

@@ -85,6 +85,8 @@ fn main() {
         status: 200,
         duration_ns: 1_234_567,
         error: None,
+        limit: None,
+        breaker: None,
     };
     assert_eq!(line.to_line(), hand_written::log_line(&line));
     report(

@@ -15,4 +15,6 @@ mod limits_and_failures;
 mod manifest;
 mod newcomer;
 mod remote;
+mod replicas;
 mod routing;
+mod tenant_limits;

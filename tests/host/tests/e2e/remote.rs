@@ -528,3 +528,42 @@ async fn a_custom_domain_whose_worker_is_remote_goes_there_in_one_hop(host: Host
         );
     }
 }
+
+on_both_hosts!(a_remote_member_has_its_own_limit_and_an_unreachable_one_trips_its_breaker);
+async fn a_remote_member_has_its_own_limit_and_an_unreachable_one_trips_its_breaker(host: HostKind) {
+    let workers = Workers::start(host).await;
+    let front = start(
+        host,
+        workers
+            .front()
+            .variable("remote_workers", "shop,blog,refused")
+            .variable("rate_limits", "blog:1/h")
+            .variable("breakers", "refused:2/60s"),
+    )
+    .await;
+    let first = get("blog.localhost", "/").send(&front).await;
+    assert_eq!(first.status, 200);
+    assert!(first.header("ratelimit").unwrap().starts_with("\"tenant\";r=0;"));
+    assert_eq!(log_of(&front, &first).await["location"], "remote");
+    let by_path = get("localhost", "/dispatch/blog/").send(&front).await;
+    assert_eq!((by_path.status, by_path.problem().as_str()), (429, "rate_limited"));
+    assert_eq!(
+        get("shop.localhost", "/").send(&front).await.status,
+        200,
+        "others are not limited"
+    );
+
+    for _ in 0..2 {
+        let reply = get("refused.localhost", "/").send(&front).await;
+        assert_eq!((reply.status, reply.problem().as_str()), (502, "worker_unreachable"));
+    }
+    let before = outbound(&front);
+    let reply = get("refused.localhost", "/").send(&front).await;
+    assert_eq!((reply.status, reply.problem().as_str()), (503, "worker_unavailable"));
+    assert_eq!(
+        outbound(&front),
+        before,
+        "no connection is tried while the breaker is open"
+    );
+    drop(workers);
+}

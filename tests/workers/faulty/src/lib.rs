@@ -14,6 +14,11 @@
 //! - `/trailers`: answers 200 with a body and the trailers `x-checksum: 42`, and a `set-cookie`
 //!   and an `x-request-id` that no client may get.
 //! - `/headers`: answers 200 with the response headers named in the query (`?name=value&...`).
+//! - `/burn?ms=N`: keeps the CPU busy for N ms, then answers 200 (a CPU-heavy tenant, for the
+//!   noisy-neighbour benchmark).
+//!
+//! Every request first writes `faulty <path>` to stdout, so a test can count the calls that
+//! reached it (on Spin, in `<state>/logs/faulty_stdout.txt`).
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit", generate_all });
 
@@ -28,7 +33,21 @@ impl Guest for Faulty {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let target = request.path_with_query().unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let _ = wasi::cli::stdout::get_stdout().blocking_write_and_flush(format!("faulty {path}\n").as_bytes());
         match path {
+            "/burn" => {
+                let ms: u64 = query.strip_prefix("ms=").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let until = wasi::clocks::monotonic_clock::now() + ms * 1_000_000;
+                let mut spins = 0u64;
+                while wasi::clocks::monotonic_clock::now() < until {
+                    // Work between clock reads, so the time goes to the guest's own code.
+                    for i in 0..10_000u64 {
+                        spins = std::hint::black_box(spins.wrapping_mul(31).wrapping_add(i));
+                    }
+                }
+                let body = respond(response_out, 200, &[("content-type", "text/plain")]);
+                write_all(body, format!("burnt {ms} ms ({})", spins % 10).as_bytes());
+            }
             "/trap" => panic!("the faulty worker traps on purpose"),
             "/hang" => {
                 wasi::clocks::monotonic_clock::subscribe_duration(24 * 3600 * 1_000_000_000).block();

@@ -1,0 +1,436 @@
+//! A tenant's rate limit: a sliding-window estimate over two fixed windows, as Cloudflare counts
+//! ("How we built rate limiting capable of scaling to millions of domains", 2017).
+//!
+//! A limit of `quota` requests per `window` keeps one counter per fixed window, in the shared
+//! store. A request at `elapsed` into window `k` is admitted when
+//!
+//! ```text
+//! previous * (window - elapsed) / window + current < quota
+//! ```
+//!
+//! where `current` counts the requests admitted in window `k` before it and `previous` those of
+//! window `k - 1` (at most `quota`): the previous window's requests are assumed spread evenly,
+//! and the part of it that still lies within one window of now is counted. Under a steady flood
+//! this admits the quota one request every `window / quota`, evenly, rather than all of it at
+//! the start of each window as a fixed window does.
+//!
+//! Accuracy (see docs/limits.md):
+//! - every fixed window admits at most `quota`, exactly, on one instance and across replicas:
+//!   the increment that admits a request is atomic (Redis `INCRBY`, the SQLite store under its
+//!   lock), and only a request whose increment returns a count within the bound is admitted;
+//! - any interval of one window's length admits less than `2 * quota`, and gets near that only
+//!   when the previous window's requests all came at its very end;
+//! - a refused request's increment is taken back, so a flood of refused requests does not eat
+//!   the quota of the requests after it; until it is, others may be refused a moment early
+//!   (never admitted beyond the bound).
+//!
+//! Keys (a bounded number per tenant, none ever found by listing the store):
+//! `<prefix>:<window>s:<k>` for the counters, `<prefix>:last` for the marker that names the
+//! last window a request opened. The request that opens a window deletes the counters that can
+//! no longer count: the window before the previous one, and whatever the marker names that is
+//! neither the current nor the previous window (a gap in traffic, a changed limit).
+
+use super::store::{SharedStore, StoreError};
+
+/// The unit of a rate: `s`, `min`, `h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl Unit {
+    fn seconds(self) -> u64 {
+        match self {
+            Unit::Second => 1,
+            Unit::Minute => 60,
+            Unit::Hour => 3600,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Second => "s",
+            Unit::Minute => "min",
+            Unit::Hour => "h",
+        }
+    }
+}
+
+/// `N/unit`, optionally `burst B`: `N` requests per unit on average, at most `B` of them at once
+/// (by default `N`). It is counted as `B` requests per window of `B / N` units, which must come
+/// to whole seconds (the `RateLimit-Policy` header counts windows in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePolicy {
+    pub rate: u64,
+    pub unit: Unit,
+    /// The requests one window admits.
+    pub quota: u64,
+    pub window_s: u64,
+}
+
+/// Larger quotas than this would overflow nothing, but mean nothing either.
+const MAX_QUOTA: u64 = 1_000_000_000;
+
+impl RatePolicy {
+    /// `10/s`, `600/min`, `100/h`, `100/min burst 10`.
+    pub fn parse(text: &str) -> Result<RatePolicy, String> {
+        let text = text.trim();
+        let mut words = text.split_whitespace();
+        let rate_text = words.next().ok_or("is empty")?;
+        let burst = match (words.next(), words.next(), words.next()) {
+            (None, _, _) => None,
+            (Some("burst"), Some(burst), None) => Some(
+                count(burst)
+                    .ok_or_else(|| format!("'{text}': the burst is not a whole number from 1 to {MAX_QUOTA}"))?,
+            ),
+            _ => return Err(format!("'{text}' is not N/unit or N/unit burst B")),
+        };
+        let (rate, unit) = rate_text
+            .split_once('/')
+            .ok_or_else(|| format!("'{text}' is not N/unit (as 10/s, 600/min or 100/h)"))?;
+        let rate =
+            count(rate).ok_or_else(|| format!("'{text}': the rate is not a whole number from 1 to {MAX_QUOTA}"))?;
+        let unit = match unit {
+            "s" => Unit::Second,
+            "min" => Unit::Minute,
+            "h" => Unit::Hour,
+            other => return Err(format!("'{text}': unit '{other}' is not s, min or h")),
+        };
+        let quota = burst.unwrap_or(rate);
+        let span = quota * unit.seconds();
+        if span % rate != 0 {
+            return Err(format!(
+                "'{text}': a burst of {quota} at {rate}/{} is a window of {quota}/{rate} {}, not whole seconds",
+                unit.as_str(),
+                unit.as_str()
+            ));
+        }
+        Ok(RatePolicy {
+            rate,
+            unit,
+            quota,
+            window_s: span / rate,
+        })
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.window_s * 1000
+    }
+
+    /// The policy as written (`rate_limits` syntax), for logs and the API.
+    pub fn describe(&self) -> String {
+        if self.quota == self.rate {
+            format!("{}/{}", self.rate, self.unit.as_str())
+        } else {
+            format!("{}/{} burst {}", self.rate, self.unit.as_str(), self.quota)
+        }
+    }
+
+    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11): the quota and its window.
+    pub fn policy_header(&self) -> String {
+        format!("\"{POLICY_NAME}\";q={};w={}", self.quota, self.window_s)
+    }
+}
+
+/// The name of the dispatcher's policy in the `RateLimit` headers.
+pub const POLICY_NAME: &str = "tenant";
+
+fn count(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|n| (1..=MAX_QUOTA).contains(n))
+}
+
+/// What the limiter said about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub admitted: bool,
+    /// Requests the tenant may still send now (0 when refused).
+    pub remaining: u64,
+    /// Admitted: seconds until the current window ends. Refused: seconds until a request would
+    /// be admitted if nothing else came in between (`Retry-After`), at least 1.
+    pub reset_s: u64,
+}
+
+impl RateState {
+    /// `RateLimit`: what is left, and when it is renewed.
+    pub fn header(&self) -> String {
+        format!("\"{POLICY_NAME}\";r={};t={}", self.remaining, self.reset_s)
+    }
+}
+
+/// One window's arithmetic, in milliseconds. The comparisons multiply instead of dividing, so
+/// nothing is rounded.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    window_ms: u64,
+    elapsed_ms: u64,
+    /// Requests counted in the previous window, at most the quota.
+    previous: u64,
+    quota: u64,
+}
+
+impl Window {
+    /// The weight of the previous window still within one window of now, times the window.
+    fn carried(&self) -> u128 {
+        self.previous as u128 * (self.window_ms - self.elapsed_ms) as u128
+    }
+
+    /// Whether the `count`th request of the current window fits: the estimate of what came
+    /// before it is under the quota. As `count` is at least 1, no window admits more than the
+    /// quota; and a steady flood gets the whole quota, one request every `window / quota`.
+    fn admits(&self, count: u64) -> bool {
+        let w = self.window_ms as u128;
+        self.carried() + (count as u128 - 1) * w < self.quota as u128 * w
+    }
+
+    /// How many more requests fit now, after `count`.
+    fn remaining(&self, count: u64) -> u64 {
+        let w = self.window_ms as u128;
+        let room = (self.quota as u128 * w).saturating_sub(self.carried());
+        (room.div_ceil(w) as u64).saturating_sub(count)
+    }
+
+    /// How long until one more request fits, with `count` admitted in this window and nothing
+    /// else arriving.
+    fn wait_ms(&self, count: u64) -> u64 {
+        let (w, e) = (self.window_ms, self.elapsed_ms);
+        if count >= self.quota {
+            // Full: in the next window the previous count is the whole quota, and one request
+            // fits as soon as any of it has passed.
+            return w - e + 1;
+        }
+        if self.previous == 0 {
+            return 0;
+        }
+        // previous * (w - at) < (quota - count) * w, at the latest at the window's end (the
+        // next window's previous is then `count`, which leaves room).
+        let room = (self.quota - count) as u128 * w as u128;
+        let longest = (room.div_ceil(self.previous as u128) - 1).min(w as u128) as u64;
+        (w - longest).saturating_sub(e)
+    }
+}
+
+/// Counts one request against `policy` at `now_ms` (Unix milliseconds, the wall clock every
+/// replica shares): admitted or refused. `prefix` names the tenant's keys. Reads the two
+/// counters first, so a refusal under a flood writes nothing; an admission increments the
+/// current counter and stands only if the count it gets back still fits.
+pub fn check(
+    store: &mut impl SharedStore,
+    prefix: &str,
+    policy: &RatePolicy,
+    now_ms: u64,
+) -> Result<RateState, StoreError> {
+    let window_ms = policy.window_ms();
+    let index = now_ms / window_ms;
+    let current_key = counter_key(prefix, policy.window_s, index);
+    let previous = store
+        .count(&counter_key(prefix, policy.window_s, index.saturating_sub(1)))?
+        .unwrap_or(0)
+        .clamp(0, policy.quota as i64) as u64;
+    let window = Window {
+        window_ms,
+        elapsed_ms: now_ms % window_ms,
+        previous,
+        quota: policy.quota,
+    };
+    let before = store.count(&current_key)?.unwrap_or(0).max(0) as u64;
+    if !window.admits(before + 1) {
+        return Ok(refused(&window, before));
+    }
+    let counted = store.increment(&current_key, 1)?;
+    if counted == 1 {
+        open_window(store, prefix, policy.window_s, index);
+    }
+    let counted = counted.max(1) as u64;
+    if !window.admits(counted) {
+        // Another request took the room between the read and the increment: give it back.
+        // If that fails the counter stays one high, which can only refuse, never admit.
+        let _ = store.increment(&current_key, -1);
+        return Ok(refused(&window, counted - 1));
+    }
+    Ok(RateState {
+        admitted: true,
+        remaining: window.remaining(counted),
+        reset_s: (window_ms - window.elapsed_ms).div_ceil(1000),
+    })
+}
+
+fn refused(window: &Window, admitted: u64) -> RateState {
+    RateState {
+        admitted: false,
+        remaining: 0,
+        reset_s: window.wait_ms(admitted).div_ceil(1000).max(1),
+    }
+}
+
+fn counter_key(prefix: &str, window_s: u64, index: u64) -> String {
+    format!("{prefix}:{window_s}s:{index}")
+}
+
+fn marker_key(prefix: &str) -> String {
+    format!("{prefix}:last")
+}
+
+/// The first request of window `index` deletes the counters that can no longer count and notes
+/// the window in the marker. Failures are ignored: a counter left over is deleted by the next
+/// window's first request, which reads the marker again.
+fn open_window(store: &mut impl SharedStore, prefix: &str, window_s: u64, index: u64) {
+    let marker = marker_key(prefix);
+    let mut doomed = vec![(window_s, index.saturating_sub(2))];
+    if let Some((last_window_s, last_index)) = store.get(&marker).ok().flatten().and_then(|bytes| parse_marker(&bytes))
+    {
+        doomed.push((last_window_s, last_index));
+        doomed.push((last_window_s, last_index.saturating_sub(1)));
+    }
+    doomed.sort_unstable();
+    doomed.dedup();
+    for (doomed_window_s, doomed_index) in doomed {
+        let still_counts = doomed_window_s == window_s && (doomed_index == index || doomed_index + 1 == index);
+        if !still_counts {
+            let _ = store.delete(&counter_key(prefix, doomed_window_s, doomed_index));
+        }
+    }
+    let _ = store.set(&marker, format!("{window_s}:{index}").as_bytes());
+}
+
+fn parse_marker(bytes: &[u8]) -> Option<(u64, u64)> {
+    let (window_s, index) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
+    Some((window_s.parse().ok()?, index.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::store::{Encoding, MemoryStore};
+
+    fn policy(text: &str) -> RatePolicy {
+        RatePolicy::parse(text).unwrap()
+    }
+
+    #[test]
+    fn parses_rates_units_and_bursts() {
+        assert_eq!(
+            policy("10/s"),
+            RatePolicy {
+                rate: 10,
+                unit: Unit::Second,
+                quota: 10,
+                window_s: 1
+            }
+        );
+        assert_eq!((policy("600/min").quota, policy("600/min").window_s), (600, 60));
+        assert_eq!((policy(" 100/h ").quota, policy("100/h").window_s), (100, 3600));
+        let burst = policy("100/min burst 10");
+        assert_eq!((burst.quota, burst.window_s), (10, 6));
+        assert_eq!(burst.describe(), "100/min burst 10");
+        assert_eq!(policy("10/s burst 30").window_s, 3);
+        assert_eq!(burst.policy_header(), "\"tenant\";q=10;w=6");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_count() {
+        for (text, says) in [
+            ("", "is empty"),
+            ("10", "not N/unit"),
+            ("10/fortnight", "unit 'fortnight'"),
+            ("0/s", "rate is not a whole number"),
+            ("-1/s", "rate is not a whole number"),
+            ("1.5/s", "rate is not a whole number"),
+            ("10/s burst", "not N/unit or N/unit burst B"),
+            ("10/s burst 0", "burst is not"),
+            ("10/s burst 5", "not whole seconds"),
+            ("10/s bust 20", "not N/unit or N/unit burst B"),
+            ("99999999999/s", "rate is not"),
+        ] {
+            let problem = RatePolicy::parse(text).unwrap_err();
+            assert!(problem.contains(says), "{text}: {problem}");
+        }
+    }
+
+    #[test]
+    fn admits_the_quota_then_refuses_with_a_retry_after() {
+        let mut store = MemoryStore::new(Encoding::Sqlite);
+        let limit = policy("3/min");
+        // The start of a minute.
+        let start = 1_800_000_000_000;
+        let states: Vec<RateState> = (0..4)
+            .map(|i| check(&mut store, "ns:rate:v1:shop", &limit, start + i).unwrap())
+            .collect();
+        assert_eq!(
+            states.iter().map(|s| (s.admitted, s.remaining)).collect::<Vec<_>>(),
+            vec![(true, 2), (true, 1), (true, 0), (false, 0)]
+        );
+        assert_eq!(states[0].reset_s, 60);
+        // Full: the next request fits as soon as the next window has begun, and the one after
+        // it a third of a window later (the previous window's three count for the part still
+        // within a minute).
+        assert_eq!(states[3].reset_s, 60);
+        assert!(!state_at(&mut store, &limit, start + 60_000).admitted);
+        assert!(state_at(&mut store, &limit, start + 60_001).admitted);
+        assert!(!state_at(&mut store, &limit, start + 60_000 + 20_000).admitted);
+        assert!(state_at(&mut store, &limit, start + 60_000 + 20_001).admitted);
+    }
+
+    fn state_at(store: &mut MemoryStore, limit: &RatePolicy, now: u64) -> RateState {
+        check(store, "ns:rate:v1:shop", limit, now).unwrap()
+    }
+
+    #[test]
+    fn a_steady_flood_is_admitted_evenly() {
+        let mut store = MemoryStore::new(Encoding::Redis);
+        let limit = policy("10/s");
+        let start = 1_800_000_000_000;
+        // 300 a second for three seconds.
+        let admitted: Vec<u64> = (0..900u64)
+            .map(|i| start + i * 1000 / 300)
+            .filter(|&now| state_at(&mut store, &limit, now).admitted)
+            .collect();
+        // The first second admits its ten at once; after that one every 100 ms.
+        let later: Vec<u64> = admitted.iter().copied().filter(|&t| t >= start + 1000).collect();
+        assert!((19..=21).contains(&later.len()), "{later:?}");
+        for pair in later.windows(2) {
+            assert!(pair[1] - pair[0] >= 90, "{later:?}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_under_a_flood_writes_nothing() {
+        let mut store = MemoryStore::new(Encoding::Sqlite);
+        let limit = policy("1/h");
+        let now = 1_800_000_000_000;
+        assert!(state_at(&mut store, &limit, now).admitted);
+        let before = store.values.clone();
+        store.calls = 0;
+        assert!(!state_at(&mut store, &limit, now + 1).admitted);
+        assert_eq!(store.values, before);
+        assert_eq!(store.calls, 2, "two reads");
+    }
+
+    #[test]
+    fn the_window_opener_deletes_what_can_no_longer_count() {
+        let mut store = MemoryStore::new(Encoding::Sqlite);
+        let prefix = "ns:rate:v1:shop";
+        let second = policy("5/s");
+        let base = 1_800_000_000_000u64;
+        for offset in [0, 1_000, 2_000, 30_000] {
+            state_at(&mut store, &second, base + offset);
+        }
+        let index = (base + 30_000) / 1000;
+        assert_eq!(
+            store.keys_under(prefix),
+            vec![format!("{prefix}:1s:{index}").as_str(), "ns:rate:v1:shop:last"]
+        );
+        // A changed limit: the old window's counters go too.
+        state_at(&mut store, &policy("5/min"), base + 31_000);
+        let index = (base + 31_000) / 60_000;
+        assert_eq!(
+            store.keys_under(prefix),
+            vec![format!("{prefix}:60s:{index}").as_str(), "ns:rate:v1:shop:last"]
+        );
+    }
+}
