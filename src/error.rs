@@ -61,8 +61,8 @@ pub enum DispatchError {
     /// The worker's rate limit is reached (`rate_limits`); the worker was not called.
     RateLimited {
         retry_after_s: u64,
-        quota: u64,
-        window_s: u64,
+        /// The `RateLimit-Policy` field's value.
+        policy: String,
     },
     /// The worker's circuit breaker is open (`breakers`): it failed too often in a row and is
     /// not called until it has had time to recover.
@@ -213,16 +213,9 @@ impl DispatchError {
             | DispatchError::LimiterUnavailable => {
                 vec![("retry-after", RETRY_AFTER_S.to_string())]
             }
-            DispatchError::RateLimited {
-                retry_after_s,
-                quota,
-                window_s,
-            } => vec![
+            DispatchError::RateLimited { retry_after_s, policy } => vec![
                 ("retry-after", retry_after_s.to_string()),
-                (
-                    "ratelimit-policy",
-                    format!("\"{}\";q={quota};w={window_s}", crate::limits::rate::POLICY_NAME),
-                ),
+                ("ratelimit-policy", policy.clone()),
                 (
                     "ratelimit",
                     format!("\"{}\";r=0;t={retry_after_s}", crate::limits::rate::POLICY_NAME),
@@ -298,8 +291,7 @@ impl DispatchError {
             Unauthorized,
             RateLimited {
                 retry_after_s: 1,
-                quota: 1,
-                window_s: 1,
+                policy: String::new(),
             },
             WorkerUnavailable { retry_after_s: 1 },
             LimiterUnavailable,

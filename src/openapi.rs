@@ -540,6 +540,40 @@ mod tests {
     }
 
     #[test]
+    fn tenant_limits_are_documented_on_every_dispatch_operation() {
+        let document = document();
+        for (template, item) in document["paths"].as_object().unwrap() {
+            if !template.contains("dispatch") {
+                continue;
+            }
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = &operation["responses"];
+                let limited = &responses["429"];
+                for header in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+                    assert!(
+                        limited["headers"][header].is_object(),
+                        "{method} {template}: 429 {header}"
+                    );
+                }
+                assert!(
+                    responses["503"]["headers"]["Retry-After"].is_object(),
+                    "{method} {template}"
+                );
+                assert!(
+                    responses["503"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("worker_unavailable"),
+                    "{method} {template}"
+                );
+            }
+        }
+        for header in ["RetryAfter", "RateLimitPolicy", "RateLimit"] {
+            assert!(document["components"]["headers"][header].is_object(), "{header}");
+        }
+    }
+
+    #[test]
     fn every_described_path_is_served_by_every_described_method() {
         let document = document();
         for (template, item) in document["paths"].as_object().unwrap() {

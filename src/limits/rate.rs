@@ -59,19 +59,23 @@ impl Unit {
 }
 
 /// `N/unit`, optionally `burst B`: `N` requests per unit on average, at most `B` of them at once
-/// (by default `N`). It is counted as `B` requests per window of `B / N` units, which must come
-/// to whole seconds (the `RateLimit-Policy` header counts windows in seconds).
+/// (by default `N`). It is counted as `B` requests per window of `B / N` units, rounded to the
+/// millisecond: `10/s burst 1` is one request per 100 ms, which spreads a tenant's requests out
+/// evenly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RatePolicy {
     pub rate: u64,
     pub unit: Unit,
-    /// The requests one window admits.
+    /// The requests one window admits (the burst).
     pub quota: u64,
-    pub window_s: u64,
+    pub window_ms: u64,
 }
 
 /// Larger quotas than this would overflow nothing, but mean nothing either.
 const MAX_QUOTA: u64 = 1_000_000_000;
+
+/// Shorter windows would make the store's keys churn faster than they count.
+const MIN_WINDOW_MS: u64 = 10;
 
 impl RatePolicy {
     /// `10/s`, `600/min`, `100/h`, `100/min burst 10`.
@@ -99,11 +103,10 @@ impl RatePolicy {
             other => return Err(format!("'{text}': unit '{other}' is not s, min or h")),
         };
         let quota = burst.unwrap_or(rate);
-        let span = quota * unit.seconds();
-        if span % rate != 0 {
+        let window_ms = (quota as u128 * unit.seconds() as u128 * 1000 + rate as u128 / 2) / rate as u128;
+        if window_ms < MIN_WINDOW_MS as u128 {
             return Err(format!(
-                "'{text}': a burst of {quota} at {rate}/{} is a window of {quota}/{rate} {}, not whole seconds",
-                unit.as_str(),
+                "'{text}': {quota} request(s) at {rate}/{} is a window of under {MIN_WINDOW_MS} ms; give a larger burst",
                 unit.as_str()
             ));
         }
@@ -111,12 +114,8 @@ impl RatePolicy {
             rate,
             unit,
             quota,
-            window_s: span / rate,
+            window_ms: window_ms as u64,
         })
-    }
-
-    pub fn window_ms(&self) -> u64 {
-        self.window_s * 1000
     }
 
     /// The policy as written (`rate_limits` syntax), for logs and the API.
@@ -128,9 +127,16 @@ impl RatePolicy {
         }
     }
 
-    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11): the quota and its window.
+    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11): the quota and its window,
+    /// which the draft counts in whole seconds. A window of whole seconds is stated as it is
+    /// counted; a shorter or uneven one (a small burst) by the rate it keeps, per unit.
     pub fn policy_header(&self) -> String {
-        format!("\"{POLICY_NAME}\";q={};w={}", self.quota, self.window_s)
+        let (quota, window_s) = if self.window_ms % 1000 == 0 {
+            (self.quota, self.window_ms / 1000)
+        } else {
+            (self.rate, self.unit.seconds())
+        };
+        format!("\"{POLICY_NAME}\";q={quota};w={window_s}")
     }
 }
 
@@ -216,35 +222,40 @@ impl Window {
 }
 
 /// Counts one request against `policy` at `now_ms` (Unix milliseconds, the wall clock every
-/// replica shares): admitted or refused. `prefix` names the tenant's keys. Reads the two
-/// counters first, so a refusal under a flood writes nothing; an admission increments the
-/// current counter and stands only if the count it gets back still fits.
+/// replica shares): admitted or refused. `prefix` names the tenant's keys. Reads the counters
+/// first, so a refusal under a flood writes nothing (and reads one counter only, once the
+/// current window is full); an admission increments the current counter and stands only if the
+/// count it gets back still fits.
 pub fn check(
     store: &mut impl SharedStore,
     prefix: &str,
     policy: &RatePolicy,
     now_ms: u64,
 ) -> Result<RateState, StoreError> {
-    let window_ms = policy.window_ms();
+    let window_ms = policy.window_ms;
     let index = now_ms / window_ms;
-    let current_key = counter_key(prefix, policy.window_s, index);
-    let previous = store
-        .count(&counter_key(prefix, policy.window_s, index.saturating_sub(1)))?
-        .unwrap_or(0)
-        .clamp(0, policy.quota as i64) as u64;
-    let window = Window {
+    let current_key = counter_key(prefix, window_ms, index);
+    let mut window = Window {
         window_ms,
         elapsed_ms: now_ms % window_ms,
-        previous,
+        previous: 0,
         quota: policy.quota,
     };
     let before = store.count(&current_key)?.unwrap_or(0).max(0) as u64;
+    if before >= policy.quota {
+        // Full whatever the previous window holds.
+        return Ok(refused(&window, before));
+    }
+    window.previous = store
+        .count(&counter_key(prefix, window_ms, index.saturating_sub(1)))?
+        .unwrap_or(0)
+        .clamp(0, policy.quota as i64) as u64;
     if !window.admits(before + 1) {
         return Ok(refused(&window, before));
     }
     let counted = store.increment(&current_key, 1)?;
     if counted == 1 {
-        open_window(store, prefix, policy.window_s, index);
+        open_window(store, prefix, window_ms, index);
     }
     let counted = counted.max(1) as u64;
     if !window.admits(counted) {
@@ -268,8 +279,8 @@ fn refused(window: &Window, admitted: u64) -> RateState {
     }
 }
 
-fn counter_key(prefix: &str, window_s: u64, index: u64) -> String {
-    format!("{prefix}:{window_s}s:{index}")
+fn counter_key(prefix: &str, window_ms: u64, index: u64) -> String {
+    format!("{prefix}:{window_ms}ms:{index}")
 }
 
 fn marker_key(prefix: &str) -> String {
@@ -279,28 +290,28 @@ fn marker_key(prefix: &str) -> String {
 /// The first request of window `index` deletes the counters that can no longer count and notes
 /// the window in the marker. Failures are ignored: a counter left over is deleted by the next
 /// window's first request, which reads the marker again.
-fn open_window(store: &mut impl SharedStore, prefix: &str, window_s: u64, index: u64) {
+fn open_window(store: &mut impl SharedStore, prefix: &str, window_ms: u64, index: u64) {
     let marker = marker_key(prefix);
-    let mut doomed = vec![(window_s, index.saturating_sub(2))];
-    if let Some((last_window_s, last_index)) = store.get(&marker).ok().flatten().and_then(|bytes| parse_marker(&bytes))
+    let mut doomed = vec![(window_ms, index.saturating_sub(2))];
+    if let Some((last_window_ms, last_index)) = store.get(&marker).ok().flatten().and_then(|bytes| parse_marker(&bytes))
     {
-        doomed.push((last_window_s, last_index));
-        doomed.push((last_window_s, last_index.saturating_sub(1)));
+        doomed.push((last_window_ms, last_index));
+        doomed.push((last_window_ms, last_index.saturating_sub(1)));
     }
     doomed.sort_unstable();
     doomed.dedup();
-    for (doomed_window_s, doomed_index) in doomed {
-        let still_counts = doomed_window_s == window_s && (doomed_index == index || doomed_index + 1 == index);
+    for (doomed_window_ms, doomed_index) in doomed {
+        let still_counts = doomed_window_ms == window_ms && (doomed_index == index || doomed_index + 1 == index);
         if !still_counts {
-            let _ = store.delete(&counter_key(prefix, doomed_window_s, doomed_index));
+            let _ = store.delete(&counter_key(prefix, doomed_window_ms, doomed_index));
         }
     }
-    let _ = store.set(&marker, format!("{window_s}:{index}").as_bytes());
+    let _ = store.set(&marker, format!("{window_ms}:{index}").as_bytes());
 }
 
 fn parse_marker(bytes: &[u8]) -> Option<(u64, u64)> {
-    let (window_s, index) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
-    Some((window_s.parse().ok()?, index.parse().ok()?))
+    let (window_ms, index) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
+    Some((window_ms.parse().ok()?, index.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -320,16 +331,21 @@ mod tests {
                 rate: 10,
                 unit: Unit::Second,
                 quota: 10,
-                window_s: 1
+                window_ms: 1000
             }
         );
-        assert_eq!((policy("600/min").quota, policy("600/min").window_s), (600, 60));
-        assert_eq!((policy(" 100/h ").quota, policy("100/h").window_s), (100, 3600));
+        assert_eq!((policy("600/min").quota, policy("600/min").window_ms), (600, 60_000));
+        assert_eq!((policy(" 100/h ").quota, policy("100/h").window_ms), (100, 3_600_000));
         let burst = policy("100/min burst 10");
-        assert_eq!((burst.quota, burst.window_s), (10, 6));
+        assert_eq!((burst.quota, burst.window_ms), (10, 6000));
         assert_eq!(burst.describe(), "100/min burst 10");
-        assert_eq!(policy("10/s burst 30").window_s, 3);
+        assert_eq!(policy("10/s burst 30").window_ms, 3000);
         assert_eq!(burst.policy_header(), "\"tenant\";q=10;w=6");
+        // A small burst spreads requests out; the header then states the rate per unit.
+        let smooth = policy("10/s burst 1");
+        assert_eq!((smooth.quota, smooth.window_ms), (1, 100));
+        assert_eq!(smooth.policy_header(), "\"tenant\";q=10;w=1");
+        assert_eq!(policy("3/s burst 1").window_ms, 333, "rounded to the millisecond");
     }
 
     #[test]
@@ -343,7 +359,7 @@ mod tests {
             ("1.5/s", "rate is not a whole number"),
             ("10/s burst", "not N/unit or N/unit burst B"),
             ("10/s burst 0", "burst is not"),
-            ("10/s burst 5", "not whole seconds"),
+            ("1000/s burst 1", "under 10 ms"),
             ("10/s bust 20", "not N/unit or N/unit burst B"),
             ("99999999999/s", "rate is not"),
         ] {
@@ -408,7 +424,7 @@ mod tests {
         store.calls = 0;
         assert!(!state_at(&mut store, &limit, now + 1).admitted);
         assert_eq!(store.values, before);
-        assert_eq!(store.calls, 2, "two reads");
+        assert_eq!(store.calls, 1, "one read: the current window is full");
     }
 
     #[test]
@@ -423,14 +439,14 @@ mod tests {
         let index = (base + 30_000) / 1000;
         assert_eq!(
             store.keys_under(prefix),
-            vec![format!("{prefix}:1s:{index}").as_str(), "ns:rate:v1:shop:last"]
+            vec![format!("{prefix}:1000ms:{index}").as_str(), "ns:rate:v1:shop:last"]
         );
         // A changed limit: the old window's counters go too.
         state_at(&mut store, &policy("5/min"), base + 31_000);
         let index = (base + 31_000) / 60_000;
         assert_eq!(
             store.keys_under(prefix),
-            vec![format!("{prefix}:60s:{index}").as_str(), "ns:rate:v1:shop:last"]
+            vec![format!("{prefix}:60000ms:{index}").as_str(), "ns:rate:v1:shop:last"]
         );
     }
 }

@@ -115,8 +115,7 @@ pub fn admit(
                 admission.limit = Some("refused");
                 admission.refusal = Some(DispatchError::RateLimited {
                     retry_after_s: state.reset_s,
-                    quota: rate_policy.quota,
-                    window_s: rate_policy.window_s,
+                    policy: rate_policy.policy_header(),
                 });
                 return admission;
             }
@@ -296,8 +295,7 @@ mod tests {
             refused.refusal,
             Some(DispatchError::RateLimited {
                 retry_after_s: 61,
-                quota: 2,
-                window_s: 60
+                policy: "\"tenant\";q=2;w=60".into()
             })
         );
     }

@@ -12,15 +12,23 @@ use anyhow::{Context, Result, bail};
 pub struct TestRedis {
     port: u16,
     child: Option<Child>,
+    /// The core it runs on (`taskset`), for benchmarks that keep it off Spin's core.
+    core: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl TestRedis {
     pub fn start() -> Result<TestRedis> {
+        TestRedis::start_on(None)
+    }
+
+    /// A server pinned to `core` when one is given.
+    pub fn start_on(core: Option<&str>) -> Result<TestRedis> {
         let dir = tempfile::tempdir()?;
         let mut server = TestRedis {
             port: crate::ports::free_port()?,
             child: None,
+            core: core.map(str::to_string),
             _dir: dir,
         };
         let mut attempts = 0;
@@ -39,7 +47,14 @@ impl TestRedis {
     }
 
     fn run(&mut self) -> Result<()> {
-        let mut command = Command::new("redis-server");
+        let mut command = match &self.core {
+            Some(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", core, "redis-server"]);
+                taskset
+            }
+            None => Command::new("redis-server"),
+        };
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])

@@ -348,8 +348,18 @@ pub fn write_small_app(
 /// wrk does, or if any answer was not 2xx/3xx or any socket failed: a benchmark of errors would
 /// time the wrong thing.
 pub fn wrk(core: &str, url: &str, host: &str, seconds: f64, concurrency: usize) -> Result<String> {
+    let text = wrk_text(core, url, host, seconds, concurrency, &[])?;
+    if text.contains("Non-2xx or 3xx responses") || text.contains("Socket errors") {
+        bail!("{url} (Host: {host}): errors under load:\n{text}");
+    }
+    Ok(text)
+}
+
+/// wrk's report as it printed it, whatever the answers were; `extra` goes on its command line.
+pub fn wrk_text(core: &str, url: &str, host: &str, seconds: f64, concurrency: usize, extra: &[&str]) -> Result<String> {
     let output = Command::new("taskset")
         .args(["-c", core, "wrk", "-t1", "--latency"])
+        .args(extra)
         .arg(format!("-c{concurrency}"))
         .arg(format!("-d{seconds}s"))
         .args(["-H", &format!("Host: {host}")])
@@ -360,10 +370,58 @@ pub fn wrk(core: &str, url: &str, host: &str, seconds: f64, concurrency: usize) 
     if !output.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
     }
-    if text.contains("Non-2xx or 3xx responses") || text.contains("Socket errors") {
-        bail!("{url} (Host: {host}): errors under load:\n{text}");
-    }
     Ok(text)
+}
+
+/// The figures of a wrk report.
+#[derive(Debug, Clone, Copy)]
+pub struct WrkReport {
+    pub requests: u64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Answers that were not 2xx or 3xx.
+    pub non_2xx: u64,
+}
+
+impl WrkReport {
+    pub fn parse(text: &str) -> Result<WrkReport> {
+        let field = |prefix: &str| -> Result<&str> {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(prefix))
+                .map(str::trim)
+                .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
+        };
+        let requests = text
+            .lines()
+            .find_map(|line| line.trim().split_once(" requests in "))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
+        Ok(WrkReport {
+            requests,
+            requests_per_s: field("Requests/sec:")?.parse()?,
+            p50_ms: milliseconds(field("50%")?)?,
+            p99_ms: milliseconds(field("99%")?)?,
+            non_2xx: field("Non-2xx or 3xx responses:")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// wrk prints latencies as `812.00us`, `8.15ms` or `1.02s`.
+fn milliseconds(text: &str) -> Result<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        bail!("latency '{text}'")
+    };
+    Ok(number.parse::<f64>()? * factor)
 }
 
 /// The cores of a benchmark: Spin's and its client's, from `BENCH_CORES=<spin>,<client>`

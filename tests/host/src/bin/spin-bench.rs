@@ -36,7 +36,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use libra_test_host::postgres_server::TestPostgres;
 use libra_test_host::spin_cli::{self, ExtraWorker, SpinApp, SpinOptions, bench_cores, write_small_app};
 use libra_test_host::stats::{median, paired_ratio};
@@ -297,37 +297,13 @@ fn wrk(core: &str, app: &SpinApp, mode: &Mode, remote_port: u16, seconds: f64, c
     let host = mode.host.replace("{port}", &remote_port.to_string());
     let url = format!("{}{}", app.url(), mode.path);
     let text = spin_cli::wrk(core, &url, &host, seconds, concurrency).with_context(|| mode.label)?;
-    let field = |prefix: &str| -> Result<&str> {
-        text.lines()
-            .find_map(|line| line.trim().strip_prefix(prefix))
-            .map(str::trim)
-            .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
-    };
-    let requests = text
-        .lines()
-        .find_map(|line| line.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .with_context(|| format!("no request count in wrk's output:\n{text}"))?;
+    let report = spin_cli::WrkReport::parse(&text)?;
     Ok(Sample {
-        requests,
-        requests_per_s: field("Requests/sec:")?.parse()?,
-        p50_ms: milliseconds(field("50%")?)?,
-        p99_ms: milliseconds(field("99%")?)?,
+        requests: report.requests,
+        requests_per_s: report.requests_per_s,
+        p50_ms: report.p50_ms,
+        p99_ms: report.p99_ms,
     })
-}
-
-/// wrk prints latencies as `812.00us`, `8.15ms` or `1.02s`.
-fn milliseconds(text: &str) -> Result<f64> {
-    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1e-3)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1e3)
-    } else {
-        bail!("latency '{text}'")
-    };
-    Ok(number.parse::<f64>()? * factor)
 }
 
 fn main() -> Result<()> {

@@ -109,6 +109,15 @@ fn every_store_and_database_label_is_granted_to_one_component_at_most() {
                     granted.entry(label).or_default().push(id.clone());
                 }
             }
+            if path == "spin.toml" && what == "key_value_stores" {
+                // The rate limits' counters and the breakers live in the dispatcher's `default`
+                // store: no tenant may write them (docs/limits.md).
+                assert_eq!(
+                    granted.get("default").map(Vec::as_slice),
+                    Some(&["dispatcher".to_string()][..]),
+                    "{path}: {what}"
+                );
+            }
             for (label, components) in granted {
                 assert_eq!(
                     components.len(),

@@ -90,6 +90,17 @@ async fn a_rate_limit_counts_a_worker_whichever_way_it_is_reached(host: HostKind
             .count();
         assert_eq!(calls, 4, "a refusal never calls the worker");
     }
+    // The tenant's keys in the store: this window's counter and the marker, nothing else.
+    let keys: Vec<String> = app
+        .key_value_keys()
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.starts_with("default:rate:v1:hello:"))
+        .collect();
+    assert!(
+        keys.len() <= 3 && keys.iter().any(|key| key.ends_with(":last")),
+        "{keys:?}"
+    );
     // A worker without a limit is untouched, and carries no headers of it.
     let echo = get("echo.localhost", "/").send(&app).await;
     assert_eq!(echo.status, 200);
