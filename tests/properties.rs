@@ -385,6 +385,35 @@ proptest! {
         }
     }
 
+    /// Two replicas whose clocks disagree by up to a window: each window's counter still admits
+    /// at most the quota (a late opener never deletes a window that still counts), and the keys
+    /// stay bounded.
+    #[test]
+    fn replicas_with_skewed_clocks_never_admit_more_than_the_quota_per_window(
+        rate_per_s in 1u64..6,
+        burst in 1u64..8,
+        skew_fraction in 0u64..100,
+        steps in proptest::collection::vec((0u64..1_200, any::<bool>()), 1..200),
+    ) {
+        let policy = RatePolicy::parse(&format!("{rate_per_s}/s burst {burst}")).unwrap();
+        let skew = policy.window_ms * skew_fraction / 100;
+        let prefix = "ns:rate:v1:shop";
+        let mut store = MemoryStore::new(Encoding::Redis);
+        let mut now = EPOCH_MS + 10_000;
+        let mut per_window: std::collections::BTreeMap<u64, u64> = Default::default();
+        for (gap, behind) in steps {
+            now += gap;
+            let clock = if behind { now - skew } else { now };
+            if rate::check(&mut store, prefix, &policy, clock).unwrap().admitted {
+                *per_window.entry(clock / policy.window_ms).or_default() += 1;
+            }
+            prop_assert!(store.keys_under(prefix).len() <= 2 + rate::MARKER_ENTRIES, "{:?}", store.keys_under(prefix));
+        }
+        for (window, admitted) in per_window {
+            prop_assert!(admitted <= policy.quota, "window {}: {} admitted", window, admitted);
+        }
+    }
+
     /// The breaker calls the worker exactly when a plain model of it says so: closed, open
     /// after `failures` consecutive failures for `open_s`, then one probe at a time.
     #[test]
@@ -411,9 +440,7 @@ proptest! {
                     prop_assert!(retry_after_s >= 1);
                     None
                 }
-                BreakerState::HalfOpen { since_ms } => breaker::elect_probe(&mut store, prefix, since_ms, now, grace_ms)
-                    .unwrap()
-                    .then_some(Pass::Probe),
+                BreakerState::HalfOpen { .. } => breaker::elect_probe(&mut store, prefix, &state, now, grace_ms).unwrap(),
             };
             let model_calls = until.is_none_or(|until| now >= until);
             prop_assert_eq!(pass.is_some(), model_calls, "at {} ms: {:?}", now - EPOCH_MS, state);
@@ -422,7 +449,7 @@ proptest! {
                 prop_assert_eq!(retry_after_s, expected);
             }
             let Some(pass) = pass else { continue };
-            breaker::record(&mut store, prefix, &policy, pass, outcome, now).unwrap();
+            breaker::record(&mut store, prefix, &policy, &pass, outcome, now).unwrap();
             let was_probe = until.is_some();
             match (outcome, was_probe) {
                 (Outcome::Success, _) => (consecutive, until, probing) = (0, None, false),

@@ -9,7 +9,7 @@ use crate::cache::{self, AbsentEntry, CacheEntry};
 use crate::config::{ConfigError, LookupConfig, MissSettings, Remote};
 use crate::custom_domain;
 use crate::error::DispatchError;
-use crate::limits::overrides::{CachedOverride, Override, Row};
+use crate::limits::overrides::{CachedOverride, Override};
 use crate::membership;
 use crate::pipeline::Context;
 use crate::pipeline::worker_name::WorkerName;
@@ -180,8 +180,10 @@ pub fn is_deployed(lookups: &mut Lookups, worker: &WorkerName) -> Result<bool, D
 
 /// `worker`'s row of `worker_limits`, through the cache (found and not found alike, for the
 /// TTLs of database answers). A row that does not parse is ignored, and cached as no row, so the
-/// one warning comes once per TTL. A database that cannot answer leaves the worker with the
-/// settings' limits: the overrides must not take down tenants that need no database.
+/// one warning comes once per TTL. A database that cannot answer leaves the worker with its last
+/// known row (or the settings' limits when there is none), cached for a few seconds so an outage
+/// costs a query per worker every few seconds, not one per request: the overrides must not take
+/// down tenants that need no database.
 pub fn limit_override(lookups: &mut Lookups, worker: &WorkerName) -> Result<Option<Override>, DispatchError> {
     let ctx = lookups.ctx;
     let store = Store::open_default().ok();
@@ -192,35 +194,34 @@ pub fn limit_override(lookups: &mut Lookups, worker: &WorkerName) -> Result<Opti
         .and_then(|store| store.get(&key).ok().flatten())
         .and_then(|bytes| CachedOverride::decode(&bytes));
     if let Some(entry) = cached.as_ref().filter(|entry| entry.is_fresh(now)) {
-        return Ok(entry.row.parse().ok().filter(|row| *row != Override::default()));
+        return Ok(Some(entry.row).filter(|row| *row != Override::default()));
     }
     let misses = lookups.misses()?;
     let looked_up = database(ctx, misses.db_timeout_ms)
         .ok()
         .and_then(|database| database::worker_limits(worker.as_str(), &database).ok());
-    let Some(row) = looked_up else {
-        super::log_warning(
-            ctx.request_id,
-            "worker_limits cannot be read: the settings' limits apply",
-            serde_json::json!({ "worker": worker.as_str() }),
-        );
-        return Ok(None);
-    };
-    let (row, parsed) = match row.parse() {
-        Ok(parsed) => (row, parsed),
-        Err(problem) => {
+    let (row, ttl) = match looked_up {
+        Some(row) => match row.parse() {
+            Ok(parsed) if parsed == Override::default() => (parsed, misses.negative_ttl_s),
+            Ok(parsed) => (parsed, misses.cache_ttl_s),
+            Err(problem) => {
+                super::log_warning(
+                    ctx.request_id,
+                    "a worker_limits row is invalid and ignored: the settings' limits apply",
+                    serde_json::json!({ "worker": worker.as_str(), "problem": problem }),
+                );
+                (Override::default(), misses.cache_ttl_s)
+            }
+        },
+        None => {
+            let stale = cached.as_ref().map_or(Override::default(), |entry| entry.row);
             super::log_warning(
                 ctx.request_id,
-                "a worker_limits row is invalid and ignored: the settings' limits apply",
-                serde_json::json!({ "worker": worker.as_str(), "problem": problem }),
+                "worker_limits cannot be read: the last known row (or the settings) applies",
+                serde_json::json!({ "worker": worker.as_str() }),
             );
-            (Row::default(), Override::default())
+            (stale, crate::error::RETRY_AFTER_S)
         }
-    };
-    let ttl = if row == Row::default() {
-        misses.negative_ttl_s
-    } else {
-        misses.cache_ttl_s
     };
     if let Some(store) = store {
         if ttl > 0 {
@@ -233,7 +234,7 @@ pub fn limit_override(lookups: &mut Lookups, worker: &WorkerName) -> Result<Opti
             let _ = store.delete(&key);
         }
     }
-    Ok((parsed != Override::default()).then_some(parsed))
+    Ok(Some(row).filter(|row| *row != Override::default()))
 }
 
 /// The cached answer for `name`, else `lookup`'s, which is then cached for its TTL (found and
@@ -362,7 +363,7 @@ pub mod database {
     }
 
     mod postgres {
-        use spin_sdk::pg4::{Connection, DbValue, ParameterValue};
+        use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
         use super::{DatabaseConfig, Row, Unavailable};
         use crate::limits::overrides;
@@ -406,11 +407,16 @@ pub mod database {
             scalar(database, custom_domain::PING, &[]).map(|_| ())
         }
 
+        /// No `worker_limits` table (migration 0003 not run: SQLSTATE 42P01) is no row.
         pub fn worker_limits(worker: &str, database: &DatabaseConfig) -> Result<Row, Unavailable> {
             let parameters = [ParameterValue::Str(worker.to_string())];
-            let rows = connect(database)?
-                .query(overrides::POSTGRES_LOOKUP, &parameters)
-                .map_err(|error| report(&error))?;
+            let rows = match connect(database)?.query(overrides::POSTGRES_LOOKUP, &parameters) {
+                Ok(rows) => rows,
+                Err(PgError::QueryFailed(QueryError::DbError(error))) if error.code == "42P01" => {
+                    return Ok(Row::default());
+                }
+                Err(error) => return Err(report(&error)),
+            };
             let row = rows.rows.into_iter().next().ok_or(Unavailable)?;
             let text = |value: Option<&DbValue>| match value {
                 Some(DbValue::Str(text)) => Ok(Some(text.clone())),

@@ -168,7 +168,7 @@ fn serve(request: IncomingRequest, response_out: ResponseOutparam, ctx: Context,
                         Location::Local => "local",
                         Location::Remote(_) => "remote",
                     };
-                    let tenant = match tenant::Tenant::admit(ctx, &mut lookups, &worker) {
+                    let tenant = match tenant::Tenant::admit(ctx, &mut lookups, &worker, pending.kind) {
                         Ok(tenant) => tenant,
                         Err(error) => return refused(response_out, ctx, error, None),
                     };

@@ -8,6 +8,7 @@ use crate::error::DispatchError;
 use crate::limits::breaker::Outcome;
 use crate::pipeline::Context;
 use crate::pipeline::limit::{self, Admission, Keys, OpenBreaker};
+use crate::pipeline::route::RouteKind;
 use crate::pipeline::worker_name::WorkerName;
 
 /// One request's limits, from its admission to its outcome.
@@ -18,12 +19,21 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// Decides whether `worker` is called. Fails only when the limit settings are unusable.
-    pub fn admit(ctx: Context, lookups: &mut Lookups, worker: &WorkerName) -> Result<Tenant, DispatchError> {
+    /// Decides whether `worker` is called. Fails only when the limit settings are unusable. The
+    /// dispatcher's own docs component is no tenant: nothing limits it.
+    pub fn admit(
+        ctx: Context,
+        lookups: &mut Lookups,
+        worker: &WorkerName,
+        kind: RouteKind,
+    ) -> Result<Tenant, DispatchError> {
         let unlimited = Tenant {
             admission: Admission::unlimited(),
             state: None,
         };
+        if kind == RouteKind::Docs {
+            return Ok(unlimited);
+        }
         let Some(settings) = ctx
             .config
             .limits()

@@ -114,10 +114,15 @@ impl LimitSettings {
     ) -> Result<Option<LimitSettings>, SettingProblem> {
         let given = |name: &'static str| get(name).map(str::trim).filter(|value| !value.is_empty());
         let (rates, breakers, overrides) = (given("rate_limits"), given("breakers"), given("limit_overrides"));
+        let fail = |setting: &'static str| move |problem: String| SettingProblem { setting, problem };
+        let on_store_error = match given("limits_on_store_error").unwrap_or("open") {
+            "open" => OnStoreError::Open,
+            "closed" => OnStoreError::Closed,
+            _ => return Err(fail("limits_on_store_error")("not 'open' or 'closed'".into())),
+        };
         if rates.is_none() && breakers.is_none() && overrides.is_none_or(|value| value == "off") {
             return Ok(None);
         }
-        let fail = |setting: &'static str| move |problem: String| SettingProblem { setting, problem };
         let rates = match rates {
             Some(text) => Table::parse(text, reserved, RatePolicy::parse).map_err(fail("rate_limits"))?,
             None => Table::empty(),
@@ -130,11 +135,6 @@ impl LimitSettings {
             "off" => false,
             "database" => true,
             _ => return Err(fail("limit_overrides")("not 'off' or 'database'".into())),
-        };
-        let on_store_error = match given("limits_on_store_error").unwrap_or("open") {
-            "open" => OnStoreError::Open,
-            "closed" => OnStoreError::Closed,
-            _ => return Err(fail("limits_on_store_error")("not 'open' or 'closed'".into())),
         };
         Ok(Some(LimitSettings {
             rates,
@@ -199,6 +199,7 @@ mod tests {
         assert_eq!(settings(&[]), Ok(None));
         assert_eq!(settings(&[("rate_limits", " "), ("limit_overrides", "off")]), Ok(None));
         assert_eq!(settings(&[("limits_on_store_error", "closed")]), Ok(None));
+        assert_eq!(settings(&[("limits_on_store_error", " open ")]), Ok(None));
     }
 
     #[test]
@@ -276,6 +277,12 @@ mod tests {
             ),
             (
                 &[("rate_limits", "*:1/s"), ("limits_on_store_error", "maybe")],
+                "limits_on_store_error",
+                "not 'open' or 'closed'",
+            ),
+            // Checked even with no limit given: a typo must not wait for the day limits are on.
+            (
+                &[("limits_on_store_error", "clsoed")],
                 "limits_on_store_error",
                 "not 'open' or 'closed'",
             ),

@@ -61,23 +61,30 @@ fn column<T>(
     }
 }
 
-/// A cached answer: the override (or none) until `expires_at` (Unix seconds).
+/// A cached answer: the override (none, when the worker has no usable row) until
+/// `expires_at` (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedOverride {
-    pub row: Row,
+    pub row: Override,
     pub expires_at: u64,
 }
 
 impl CachedOverride {
-    /// `<expires_at>\t<rate_limit>\t<breaker>`, `-` for NULL. The values are ones that parsed
-    /// (a bad row is cached as no row), so they hold no tab or line break.
+    /// `<expires_at>\t<rate_limit>\t<breaker>`, each column as the setting writes it (`-` for
+    /// NULL), so whatever spacing the row had, the entry reads back.
     pub fn encode(&self) -> Vec<u8> {
-        let column = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+        fn column<T>(value: &Option<Option<T>>, describe: impl Fn(&T) -> String) -> String {
+            match value {
+                None => "-".into(),
+                Some(None) => "off".into(),
+                Some(Some(policy)) => describe(policy),
+            }
+        }
         format!(
             "{}\t{}\t{}",
             self.expires_at,
-            column(&self.row.rate_limit),
-            column(&self.row.breaker)
+            column(&self.row.rate, RatePolicy::describe),
+            column(&self.row.breaker, BreakerPolicy::describe)
         )
         .into_bytes()
     }
@@ -93,10 +100,13 @@ impl CachedOverride {
             rate_limit: column(parts.next()?),
             breaker: column(parts.next()?),
         };
-        if parts.next().is_some() || row.parse().is_err() {
+        if parts.next().is_some() {
             return None;
         }
-        Some(CachedOverride { row, expires_at })
+        Some(CachedOverride {
+            row: row.parse().ok()?,
+            expires_at,
+        })
     }
 
     pub fn is_fresh(&self, now: u64) -> bool {
@@ -143,17 +153,17 @@ mod tests {
 
     #[test]
     fn cache_entries_round_trip_and_refuse_junk() {
-        for entry in [
-            CachedOverride {
-                row: row(Some("100/min burst 10"), Some("5/30s")),
-                expires_at: 42,
-            },
-            CachedOverride {
-                row: row(None, Some("off")),
-                expires_at: 7,
-            },
+        for (rate, breaker) in [
+            (Some("100/min burst 10"), Some("5/30s")),
+            (None, Some("off")),
+            (Some("10/s\tburst\t5"), None),
+            (Some(" 7/h  burst 1"), Some("2/1min")),
         ] {
-            assert_eq!(CachedOverride::decode(&entry.encode()), Some(entry.clone()));
+            let entry = CachedOverride {
+                row: row(rate, breaker).parse().unwrap(),
+                expires_at: 42,
+            };
+            assert_eq!(CachedOverride::decode(&entry.encode()), Some(entry.clone()), "{rate:?}");
         }
         for junk in [&b""[..], b"42", b"42\t1/s", b"42\tbanana\t-", b"x\t-\t-", b"1\t-\t-\t-"] {
             assert_eq!(CachedOverride::decode(junk), None, "{junk:?}");

@@ -18,17 +18,21 @@
 //! - every fixed window admits at most `quota`, exactly, on one instance and across replicas:
 //!   the increment that admits a request is atomic (Redis `INCRBY`, the SQLite store under its
 //!   lock), and only a request whose increment returns a count within the bound is admitted;
-//! - any interval of one window's length admits less than `2 * quota`, and gets near that only
+//! - any interval of one window's length admits at most `2 * quota`, and gets near that only
 //!   when the previous window's requests all came at its very end;
 //! - a refused request's increment is taken back, so a flood of refused requests does not eat
 //!   the quota of the requests after it; until it is, others may be refused a moment early
 //!   (never admitted beyond the bound).
 //!
 //! Keys (a bounded number per tenant, none ever found by listing the store):
-//! `<prefix>:<window>s:<k>` for the counters, `<prefix>:last` for the marker that names the
-//! last window a request opened. The request that opens a window deletes the counters that can
-//! no longer count: the window before the previous one, and whatever the marker names that is
-//! neither the current nor the previous window (a gap in traffic, a changed limit).
+//! `<prefix>:<window_ms>ms:<k>` for the counters, `<prefix>:last` for the marker that lists the
+//! windows opened and not yet deleted (at most [`MARKER_ENTRIES`]). The request that opens a
+//! window (its increment returns 1) deletes every listed window that can no longer count (a
+//! window counts as "previous" until the window after it ends, whatever the limit's size), and
+//! the same-size window before the previous one, and lists its own. A window that still counts
+//! is never deleted, so a replica whose clock is behind, or a request that read the clock just
+//! before a window ended, cannot reset a live counter. Only two openers racing on the marker
+//! can drop an entry from it (no compare-and-swap): that window's counter then stays behind.
 
 use super::store::{SharedStore, StoreError};
 
@@ -77,6 +81,10 @@ const MAX_QUOTA: u64 = 1_000_000_000;
 /// Shorter windows would make the store's keys churn faster than they count.
 const MIN_WINDOW_MS: u64 = 10;
 
+/// Longer windows than a day would start before the Unix epoch's first windows end (and no one
+/// means them): `1/h burst 100000` is refused.
+const MAX_WINDOW_MS: u64 = 24 * 3600 * 1000;
+
 impl RatePolicy {
     /// `10/s`, `600/min`, `100/h`, `100/min burst 10`.
     pub fn parse(text: &str) -> Result<RatePolicy, String> {
@@ -107,6 +115,12 @@ impl RatePolicy {
         if window_ms < MIN_WINDOW_MS as u128 {
             return Err(format!(
                 "'{text}': {quota} request(s) at {rate}/{} is a window of under {MIN_WINDOW_MS} ms; give a larger burst",
+                unit.as_str()
+            ));
+        }
+        if window_ms > MAX_WINDOW_MS as u128 {
+            return Err(format!(
+                "'{text}': {quota} request(s) at {rate}/{} is a window of over a day; give a smaller burst",
                 unit.as_str()
             ));
         }
@@ -152,7 +166,7 @@ fn count(text: &str) -> Option<u64> {
 }
 
 /// What the limiter said about one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateState {
     pub admitted: bool,
     /// Requests the tenant may still send now (0 when refused).
@@ -160,6 +174,8 @@ pub struct RateState {
     /// Admitted: seconds until the current window ends. Refused: seconds until a request would
     /// be admitted if nothing else came in between (`Retry-After`), at least 1.
     pub reset_s: u64,
+    /// The counter an admitted request was counted in ([`give_back`]).
+    pub counted_in: Option<String>,
 }
 
 impl RateState {
@@ -255,20 +271,30 @@ pub fn check(
     }
     let counted = store.increment(&current_key, 1)?;
     if counted == 1 {
-        open_window(store, prefix, window_ms, index);
+        open_window(store, prefix, window_ms, index, now_ms);
     }
-    let counted = counted.max(1) as u64;
+    // Below 1 only if the counter was deleted and given back to meanwhile: count it as full.
+    let counted = if counted < 1 { u64::MAX } else { counted as u64 };
     if !window.admits(counted) {
         // Another request took the room between the read and the increment: give it back.
         // If that fails the counter stays one high, which can only refuse, never admit.
         let _ = store.increment(&current_key, -1);
-        return Ok(refused(&window, counted - 1));
+        return Ok(refused(&window, counted.saturating_sub(1).min(policy.quota)));
     }
     Ok(RateState {
         admitted: true,
         remaining: window.remaining(counted),
         reset_s: (window_ms - window.elapsed_ms).div_ceil(1000),
+        counted_in: Some(current_key),
     })
+}
+
+/// Takes back an admitted request's count, when something after the limit refused it (a
+/// breaker's probe taken by another request): what the worker never saw uses no quota.
+pub fn give_back(store: &mut impl SharedStore, state: &RateState) {
+    if let Some(key) = &state.counted_in {
+        let _ = store.increment(key, -1);
+    }
 }
 
 fn refused(window: &Window, admitted: u64) -> RateState {
@@ -276,6 +302,7 @@ fn refused(window: &Window, admitted: u64) -> RateState {
         admitted: false,
         remaining: 0,
         reset_s: window.wait_ms(admitted).div_ceil(1000).max(1),
+        counted_in: None,
     }
 }
 
@@ -287,31 +314,57 @@ fn marker_key(prefix: &str) -> String {
     format!("{prefix}:last")
 }
 
-/// The first request of window `index` deletes the counters that can no longer count and notes
-/// the window in the marker. Failures are ignored: a counter left over is deleted by the next
-/// window's first request, which reads the marker again.
-fn open_window(store: &mut impl SharedStore, prefix: &str, window_ms: u64, index: u64) {
+/// How many windows the marker lists at most: one size of limit needs two (the current and the
+/// previous window); a changed limit a few more for a window's length.
+pub const MARKER_ENTRIES: usize = 4;
+
+/// The first request of window `index` deletes the counters that can no longer count and lists
+/// its window in the marker. A window `i` of `w` ms counts until the window after it ends, at
+/// `(i + 2) * w`. Failures are ignored: a counter the marker still lists is deleted by a later
+/// window's first request.
+fn open_window(store: &mut impl SharedStore, prefix: &str, window_ms: u64, index: u64, now_ms: u64) {
     let marker = marker_key(prefix);
-    let mut doomed = vec![(window_ms, index.saturating_sub(2))];
-    if let Some((last_window_ms, last_index)) = store.get(&marker).ok().flatten().and_then(|bytes| parse_marker(&bytes))
-    {
-        doomed.push((last_window_ms, last_index));
-        doomed.push((last_window_ms, last_index.saturating_sub(1)));
-    }
-    doomed.sort_unstable();
-    doomed.dedup();
-    for (doomed_window_ms, doomed_index) in doomed {
-        let still_counts = doomed_window_ms == window_ms && (doomed_index == index || doomed_index + 1 == index);
-        if !still_counts {
-            let _ = store.delete(&counter_key(prefix, doomed_window_ms, doomed_index));
+    let listed = store
+        .get(&marker)
+        .ok()
+        .flatten()
+        .map(|bytes| parse_marker(&bytes))
+        .unwrap_or_default();
+    let expired = |(w, i): (u64, u64)| i.saturating_add(2).saturating_mul(w) <= now_ms;
+    let mut kept: Vec<(u64, u64)> = vec![(window_ms, index)];
+    for window in listed {
+        if kept.contains(&window) {
+            continue;
+        }
+        if expired(window) {
+            let _ = store.delete(&counter_key(prefix, window.0, window.1));
+        } else {
+            kept.push(window);
         }
     }
-    let _ = store.set(&marker, format!("{window_ms}:{index}").as_bytes());
+    // What a lost marker write would have listed: the same-size window before the previous one.
+    if index >= 2 && !kept.contains(&(window_ms, index - 2)) {
+        let _ = store.delete(&counter_key(prefix, window_ms, index - 2));
+    }
+    // The latest windows first; what does not fit is the oldest.
+    kept.sort_by_key(|&(w, i)| std::cmp::Reverse(i.saturating_mul(w)));
+    kept.truncate(MARKER_ENTRIES);
+    let text: Vec<String> = kept.iter().map(|(w, i)| format!("{w}:{i}")).collect();
+    let _ = store.set(&marker, text.join(",").as_bytes());
 }
 
-fn parse_marker(bytes: &[u8]) -> Option<(u64, u64)> {
-    let (window_ms, index) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
-    Some((window_ms.parse().ok()?, index.parse().ok()?))
+/// `<window_ms>:<index>,...`; entries that do not parse are skipped.
+fn parse_marker(bytes: &[u8]) -> Vec<(u64, u64)> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Vec::new();
+    };
+    text.split(',')
+        .filter_map(|entry| {
+            let (window_ms, index) = entry.split_once(':')?;
+            Some((window_ms.parse().ok()?, index.parse().ok()?))
+        })
+        .take(MARKER_ENTRIES)
+        .collect()
 }
 
 #[cfg(test)]
@@ -441,12 +494,41 @@ mod tests {
             store.keys_under(prefix),
             vec![format!("{prefix}:1000ms:{index}").as_str(), "ns:rate:v1:shop:last"]
         );
-        // A changed limit: the old window's counters go too.
+        // A changed limit: the old size's window still counts until the window after it ends,
+        // and is deleted by the first window opened after that.
         state_at(&mut store, &policy("5/min"), base + 31_000);
-        let index = (base + 31_000) / 60_000;
+        let minute = (base + 31_000) / 60_000;
         assert_eq!(
             store.keys_under(prefix),
-            vec![format!("{prefix}:60000ms:{index}").as_str(), "ns:rate:v1:shop:last"]
+            vec![
+                format!("{prefix}:1000ms:{index}").as_str(),
+                format!("{prefix}:60000ms:{minute}").as_str(),
+                "ns:rate:v1:shop:last"
+            ]
         );
+        state_at(&mut store, &policy("5/min"), (minute + 1) * 60_000);
+        assert_eq!(
+            store.keys_under(prefix),
+            vec![
+                format!("{prefix}:60000ms:{minute}").as_str(),
+                format!("{prefix}:60000ms:{}", minute + 1).as_str(),
+                "ns:rate:v1:shop:last"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_opener_never_deletes_a_window_that_still_counts() {
+        // Replica B's clock is 300 ms behind A's. After a quiet spell A opens window k; then B
+        // takes the first request of window k - 1 (by its clock) and opens it.
+        let mut store = MemoryStore::new(Encoding::Redis);
+        let limit = policy("2/s");
+        let k = 1_800_000_000_000u64 / 1000 + 100;
+        for _ in 0..2 {
+            assert!(state_at(&mut store, &limit, k * 1000 + 100).admitted);
+        }
+        assert!(state_at(&mut store, &limit, k * 1000 - 200).admitted, "B, in k - 1");
+        // A's window k still holds its two: a third is refused.
+        assert!(!state_at(&mut store, &limit, k * 1000 + 150).admitted);
     }
 }

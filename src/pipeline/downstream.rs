@@ -113,12 +113,20 @@ fn is_allowed_on_shared_origin(name: &str) -> bool {
 pub fn headers(worker: Headers, request_id: &str, exposure: Exposure, head_request: bool) -> Headers {
     let hop_by_hop = HopByHop::of(&worker);
     let mut headers: Headers = Vec::with_capacity(worker.len() + 2);
-    for (name, value) in worker {
+    for (name, mut value) in worker {
         if hop_by_hop.contains(&name)
             || name.eq_ignore_ascii_case("x-request-id")
             || (head_request && name.eq_ignore_ascii_case("content-length"))
         {
             continue;
+        }
+        if name.eq_ignore_ascii_case("ratelimit") || name.eq_ignore_ascii_case("ratelimit-policy") {
+            // The dispatcher's own policy is named `tenant`: a worker may state its own limits,
+            // never pass for the dispatcher's.
+            match without_member(&value, crate::limits::rate::POLICY_NAME) {
+                Some(kept) => value = kept,
+                None => continue,
+            }
         }
         match exposure {
             Exposure::SharedOrigin if !is_allowed_on_shared_origin(&name) => continue,
@@ -140,6 +148,41 @@ pub fn headers(worker: Headers, request_id: &str, exposure: Exposure, head_reque
         headers.push(("content-security-policy".into(), SHARED_ORIGIN_CSP.as_bytes().to_vec()));
     }
     headers
+}
+
+/// A structured-field list (RFC 9651) without its members named `name` (as a string or a
+/// token), `None` when nothing is left. Commas inside strings do not split members.
+pub fn without_member(value: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut members: Vec<&[u8]> = Vec::new();
+    let (mut start, mut in_string, mut escaped) = (0, false, false);
+    for (i, &byte) in value.iter().enumerate() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b',' if !in_string => {
+                members.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    members.push(&value[start..]);
+    let named = |member: &[u8]| {
+        let item = member.trim_ascii();
+        let bare = item.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        let bare = bare
+            .strip_prefix(b"\"")
+            .and_then(|rest| rest.strip_suffix(b"\""))
+            .unwrap_or(bare);
+        bare == name.as_bytes()
+    };
+    let kept: Vec<&[u8]> = members
+        .into_iter()
+        .filter(|member| !member.trim_ascii().is_empty() && !named(member))
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(&b", "[..]))
 }
 
 /// The worker's trailers as the client gets them: what [`headers`] would let through, less
@@ -201,6 +244,33 @@ pub fn is_worker_failure(status: u16, headers: &Headers) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_cannot_pass_its_limits_for_the_dispatchers() {
+        assert_eq!(without_member(b"\"tenant\";q=1;w=1", "tenant"), None);
+        assert_eq!(without_member(b"tenant;r=0;t=1", "tenant"), None);
+        assert_eq!(
+            without_member(b"\"api\";q=100;w=60, \"tenant\";q=1;w=1,\"a,b\";q=2", "tenant"),
+            Some(b"\"api\";q=100;w=60, \"a,b\";q=2".to_vec())
+        );
+        assert_eq!(
+            without_member(b"\"tenants\";q=1", "tenant"),
+            Some(b"\"tenants\";q=1".to_vec())
+        );
+        let worker = vec![
+            (
+                "RateLimit".to_string(),
+                b"\"tenant\";r=999;t=1, \"api\";r=5;t=9".to_vec(),
+            ),
+            ("ratelimit-policy".to_string(), b"\"tenant\";q=1000;w=1".to_vec()),
+        ];
+        let filtered = headers(worker, "rid", Exposure::OwnSite, false);
+        assert_eq!(filtered[0], ("RateLimit".to_string(), b"\"api\";r=5;t=9".to_vec()));
+        assert!(
+            !filtered.iter().any(|(name, _)| name == "ratelimit-policy"),
+            "{filtered:?}"
+        );
+    }
 
     fn worker() -> Headers {
         [

@@ -48,7 +48,8 @@ fn breaker_prefix(namespace: &str, worker: &str) -> String {
 pub struct Admission {
     /// `Some`: answer with this and do not call the worker.
     pub refusal: Option<DispatchError>,
-    /// For the access log: `admitted`, `refused` or `store_error`; `None` without a rate limit.
+    /// For the access log: `admitted`, `refused` or `store_error`, or `not_counted` (admitted,
+    /// then refused by the breaker and given back); `None` without a rate limit.
     pub limit: Option<&'static str>,
     /// For the access log: `closed`, `open`, `probe` or `store_error`; `None` without a breaker.
     pub breaker: Option<&'static str>,
@@ -99,17 +100,19 @@ pub fn admit(
                 admission.breaker = Some("closed");
                 admission.pass = Some((breaker_policy, Pass::Closed { failures }));
             }
-            Ok(BreakerState::HalfOpen { since_ms }) => half_open = Some((breaker_policy, since_ms)),
+            Ok(state @ BreakerState::HalfOpen { .. }) => half_open = Some((breaker_policy, state)),
             // A breaker that cannot be read lets the request through: it protects the worker,
             // and the worker being down is not what failed.
             Err(_) => admission.breaker = Some("store_error"),
         }
     }
+    let mut counted = None;
     if let Some(rate_policy) = policy.rate {
         match rate::check(store, &keys.rate(), &rate_policy, now_ms) {
             Ok(state) if state.admitted => {
                 admission.limit = Some("admitted");
                 admission.headers = rate_headers(&rate_policy, &state);
+                counted = Some(state);
             }
             Ok(state) => {
                 admission.limit = Some("refused");
@@ -128,13 +131,20 @@ pub fn admit(
             }
         }
     }
-    if let Some((breaker_policy, since_ms)) = half_open {
-        match breaker::elect_probe(store, &keys.breaker(), since_ms, now_ms, grace_ms) {
-            Ok(true) => {
+    if let Some((breaker_policy, state)) = half_open {
+        match breaker::elect_probe(store, &keys.breaker(), &state, now_ms, grace_ms) {
+            Ok(Some(pass)) => {
                 admission.breaker = Some("probe");
-                admission.pass = Some((breaker_policy, Pass::Probe));
+                admission.pass = Some((breaker_policy, pass));
             }
-            Ok(false) => {
+            Ok(None) => {
+                // Another request is the probe: this one never reaches the worker, so it uses
+                // none of the tenant's quota.
+                if let Some(state) = &counted {
+                    rate::give_back(store, state);
+                    admission.limit = Some("not_counted");
+                    admission.headers.clear();
+                }
                 admission.breaker = Some("open");
                 admission.refusal = Some(DispatchError::WorkerUnavailable { retry_after_s: 1 });
             }
@@ -155,10 +165,10 @@ pub fn rate_headers(policy: &rate::RatePolicy, state: &rate::RateState) -> Heade
 /// Tells the breaker how the request that `admission` let through went. When this outcome
 /// opened the breaker, notes it where `/health/detailed` looks ([`open_breakers`]).
 pub fn finish(store: &mut impl SharedStore, admission: &Admission, keys: &Keys, outcome: Outcome, now_ms: u64) {
-    let Some((policy, pass)) = admission.pass else {
+    let Some((policy, pass)) = &admission.pass else {
         return;
     };
-    if let Ok(Some(until_ms)) = breaker::record(store, &keys.breaker(), &policy, pass, outcome, now_ms) {
+    if let Ok(Some(until_ms)) = breaker::record(store, &keys.breaker(), policy, pass, outcome, now_ms) {
         let entry = format!("{} {until_ms}", keys.worker);
         let _ = store.set(&registry_key(&keys.namespace, &keys.worker), entry.as_bytes());
     }
@@ -217,9 +227,10 @@ pub fn open_breakers(store: &mut impl SharedStore, namespace: &str, now_ms: u64)
         };
         if let Ok(Some((until_ms, probing))) = breaker::peek(store, &breaker_prefix(namespace, &worker)) {
             let state = match (probing, now_ms < until_ms) {
-                (true, _) => "probing",
+                (true, true) => "probing",
                 (false, true) => "open",
-                (false, false) => "half_open",
+                // Over: the next request is (or replaces) the probe.
+                (_, false) => "half_open",
             };
             open.push(OpenBreaker {
                 worker,
@@ -337,6 +348,40 @@ mod tests {
             admit(&mut store, &policy, &keys(), T + 10_003, 1000, OnStoreError::Open).breaker,
             Some("closed")
         );
+    }
+
+    #[test]
+    fn a_request_that_loses_the_probe_uses_no_quota() {
+        let mut store = MemoryStore::new(Encoding::Sqlite);
+        let policy = policy("*:100/h", "*:1/10s");
+        let first = admit(&mut store, &policy, &keys(), T, 1000, OnStoreError::Open);
+        finish(&mut store, &first, &keys(), Outcome::Failure, T);
+        let probe = admit(&mut store, &policy, &keys(), T + 10_000, 1000, OnStoreError::Open);
+        assert_eq!(probe.breaker, Some("probe"));
+        let loser = admit(&mut store, &policy, &keys(), T + 10_001, 1000, OnStoreError::Open);
+        // The probe's marker makes it open; a request that read the half-open state just before
+        // would lose the election: simulate that one.
+        assert_eq!(loser.breaker, Some("open"));
+        let counter = |store: &mut MemoryStore| {
+            store
+                .values
+                .iter()
+                .find(|(key, _)| key.starts_with("ns:rate:v1:shop:3600000ms:"))
+                .and_then(|(_, value)| crate::limits::store::decode_counter(value))
+        };
+        assert_eq!(counter(&mut store), Some(2), "the first request and the probe");
+        let state = breaker::BreakerState::HalfOpen {
+            since_ms: T + 10_000,
+            abandoned: None,
+        };
+        assert_eq!(
+            breaker::elect_probe(&mut store, &keys().breaker(), &state, T + 10_002, 1000).unwrap(),
+            None
+        );
+        let late = rate::check(&mut store, &keys().rate(), &policy.rate.unwrap(), T + 10_002).unwrap();
+        assert!(late.admitted);
+        rate::give_back(&mut store, &late);
+        assert_eq!(counter(&mut store), Some(2), "given back");
     }
 
     #[test]

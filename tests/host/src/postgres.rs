@@ -124,8 +124,22 @@ impl HostConnection for HostState {
     }
 }
 
+/// As Spin's `crates/factor-outbound-pg/src/client.rs` does: PostgreSQL's own errors keep their
+/// SQLSTATE code, others are text.
 fn query_failed(error: tokio_postgres::Error) -> Error {
-    Error::QueryFailed(QueryError::Text(error.to_string()))
+    match error.as_db_error() {
+        Some(db) => Error::QueryFailed(QueryError::DbError(
+            crate::bindings::spin::postgres::postgres::DbError {
+                as_text: error.to_string(),
+                severity: db.severity().to_string(),
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                extras: Vec::new(),
+            },
+        )),
+        None => Error::QueryFailed(QueryError::Text(error.to_string())),
+    }
 }
 
 fn to_sql(params: Vec<ParameterValue>) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, Error> {

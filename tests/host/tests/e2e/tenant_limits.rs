@@ -131,8 +131,23 @@ async fn a_malformed_limit_setting_fails_forwarding_and_names_itself(host: HostK
         let said = problem[0]["problem"].as_str().unwrap();
         assert!(said.contains("entry 'echo'") && said.contains("fortnight"), "{said}");
     }
-    // The dispatcher's own endpoints do not need the limits.
+    // The dispatcher's own endpoints do not need the limits, its docs component included.
     assert_eq!(get("localhost", "/health").send(&app).await.status, 200);
+    assert_eq!(get("localhost", "/openapi.json").send(&app).await.status, 200);
+}
+
+on_both_hosts!(the_dispatchers_own_docs_are_no_tenant);
+async fn the_dispatchers_own_docs_are_no_tenant(host: HostKind) {
+    let app = start(
+        host,
+        spec().variable("rate_limits", "*:1/h").variable("breakers", "*:1/1h"),
+    )
+    .await;
+    for _ in 0..3 {
+        let reply = get("localhost", "/openapi.json").send(&app).await;
+        assert_eq!((reply.status, reply.header("ratelimit")), (200, None));
+        assert!(log_of(&app, &reply).await.get("limit").is_none());
+    }
 }
 
 /// The database that holds `worker_limits`, with the migration applied.
@@ -279,6 +294,36 @@ async fn a_worker_limits_row_overrides_the_settings_and_is_cached(host: HostKind
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
+}
+
+on_both_hosts!(a_database_without_the_table_has_no_overrides);
+async fn a_database_without_the_table_has_no_overrides(host: HostKind) {
+    // PostgreSQL without migration 0003: the settings' limit applies, and nothing fails.
+    let server = TestPostgres::start().expect("postgres starts");
+    let app = start(
+        host,
+        spec()
+            .variable("postgres_url", &server.url("postgres"))
+            .variable("postgres_host", &server.address())
+            .variable("rate_limits", "hello:1/h")
+            .variable("limit_overrides", "database"),
+    )
+    .await;
+    assert_eq!(get("hello.localhost", "/").send(&app).await.status, 200);
+    let refused = get("hello.localhost", "/").send(&app).await;
+    assert_eq!(
+        (refused.status, refused.header("ratelimit-policy")),
+        (429, Some("\"tenant\";q=1;w=3600"))
+    );
+    // A warning would come before the request's access line, in the same instance.
+    log_of(&app, &refused).await;
+    let warnings: Vec<_> = app
+        .log_lines()
+        .await
+        .into_iter()
+        .filter(|line| line["level"] == "warn")
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 on_both_hosts!(a_breaker_opens_after_worker_failures_probes_and_closes);
