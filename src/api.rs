@@ -90,7 +90,7 @@ pub fn index() -> Index {
 
 /// Whether a client asking for `/` is a browser (it accepts HTML), which is then sent to the
 /// API reference instead of a JSON index.
-pub fn wants_html(headers: &crate::pipeline::Headers) -> bool {
+pub fn wants_html(headers: &crate::pipeline::request::Headers) -> bool {
     headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("accept"))

@@ -1,6 +1,6 @@
 //! Bearer-token check for the dispatcher's admin endpoints.
 
-use crate::pipeline::Headers;
+use crate::pipeline::request::Headers;
 
 /// Whether `headers` carry `Authorization: Bearer <token>`. An empty token means no auth is
 /// configured. Both sides are hashed to fixed-size SHA-256 digests first, and the digests are

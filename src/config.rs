@@ -24,7 +24,7 @@ use std::borrow::Cow;
 /// The `workers` value that means "no local workers" (an empty value means the manifest's).
 pub const NO_LOCAL_WORKERS: &str = "-";
 
-use crate::pipeline::host;
+use crate::hostname;
 use crate::pipeline::worker_name::WorkerName;
 use crate::remote::WorkerUrlTemplate;
 
@@ -509,7 +509,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 fn normalise_configured_host(value: &str) -> Option<String> {
-    host::normalise_name(value.trim()).ok()
+    hostname::normalise_name(value.trim()).ok()
 }
 
 #[cfg(test)]

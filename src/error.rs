@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::config::ConfigError;
 use crate::pipeline::worker_name::NameError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +50,14 @@ pub enum DispatchError {
     WorkerUnreachable,
     /// The request already passed through this dispatcher more than `max_loop_count` times.
     LoopDetected,
-    /// A Spin variable holds a value the dispatcher cannot use.
-    Configuration,
+    /// A Spin variable (or a key of `settings`) holds a value the dispatcher cannot use: which,
+    /// and why, for the operator's log (the client gets only the code).
+    Configuration(ConfigError),
     /// A Spin variable the request needs cannot be read (its provider failed). Never replaced by
     /// a default: a secret or database setting that silently fell back would fail open.
-    ConfigurationUnavailable,
+    ConfigurationUnavailable {
+        variable: &'static str,
+    },
     /// The custom-domain database failed, was unreachable, or was too slow.
     DatabaseUnavailable,
     /// An admin endpoint without the right bearer token.
@@ -87,9 +91,11 @@ impl DispatchError {
             UriTooLong { .. } => 414,
             HeadersTooLarge { .. } => 431,
             RateLimited { .. } => 429,
-            Configuration => 500,
+            Configuration(_) => 500,
             WorkerFailed | WorkerUnreachable => 502,
-            DatabaseUnavailable | ConfigurationUnavailable | WorkerUnavailable { .. } | LimiterUnavailable => 503,
+            DatabaseUnavailable | ConfigurationUnavailable { .. } | WorkerUnavailable { .. } | LimiterUnavailable => {
+                503
+            }
             WorkerTimeout => 504,
             LoopDetected => 508,
         }
@@ -119,8 +125,8 @@ impl DispatchError {
             WorkerTimeout => "worker_timeout",
             WorkerUnreachable => "worker_unreachable",
             LoopDetected => "loop_detected",
-            Configuration => "configuration_error",
-            ConfigurationUnavailable => "configuration_unavailable",
+            Configuration(_) => "configuration_error",
+            ConfigurationUnavailable { .. } => "configuration_unavailable",
             DatabaseUnavailable => "database_unavailable",
             Unauthorized => "unauthorized",
             RateLimited { .. } => "rate_limited",
@@ -152,8 +158,8 @@ impl DispatchError {
             WorkerTimeout => "Worker timed out",
             WorkerUnreachable => "Worker unreachable",
             LoopDetected => "Loop detected",
-            Configuration => "Dispatcher misconfigured",
-            ConfigurationUnavailable => "Configuration unavailable",
+            Configuration(_) => "Dispatcher misconfigured",
+            ConfigurationUnavailable { .. } => "Configuration unavailable",
             DatabaseUnavailable => "Database unavailable",
             Unauthorized => "Unauthorized",
             RateLimited { .. } => "Rate limited",
@@ -188,8 +194,10 @@ impl DispatchError {
             WorkerTimeout => "The worker did not answer in time.".into(),
             WorkerUnreachable => "The worker's host could not be reached.".into(),
             LoopDetected => "This request has already passed through the dispatcher; it would loop.".into(),
-            Configuration => "The dispatcher's configuration is invalid; see its log.".into(),
-            ConfigurationUnavailable => "The dispatcher cannot read its configuration right now; retry shortly.".into(),
+            Configuration(_) => "The dispatcher's configuration is invalid; see its log.".into(),
+            ConfigurationUnavailable { .. } => {
+                "The dispatcher cannot read its configuration right now; retry shortly.".into()
+            }
             DatabaseUnavailable => "The namespace's database cannot be reached right now; retry shortly.".into(),
             Unauthorized => "This endpoint needs an Authorization: Bearer token.".into(),
             RateLimited { retry_after_s, .. } => {
@@ -209,7 +217,7 @@ impl DispatchError {
         match self {
             DispatchError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
             DispatchError::DatabaseUnavailable
-            | DispatchError::ConfigurationUnavailable
+            | DispatchError::ConfigurationUnavailable { .. }
             | DispatchError::LimiterUnavailable => {
                 vec![("retry-after", RETRY_AFTER_S.to_string())]
             }
@@ -224,6 +232,16 @@ impl DispatchError {
             DispatchError::WorkerUnavailable { retry_after_s } => vec![("retry-after", retry_after_s.to_string())],
             DispatchError::Unauthorized => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
+        }
+    }
+
+    /// What the operator's log says about the cause, beside the stable code: the variable (or
+    /// key of `settings`) that is unusable or unreadable, and why.
+    pub fn cause(&self) -> Option<(&'static str, Option<&str>)> {
+        match self {
+            DispatchError::Configuration(problem) => Some((problem.variable, Some(problem.problem.as_str()))),
+            DispatchError::ConfigurationUnavailable { variable } => Some((variable, None)),
+            _ => None,
         }
     }
 
@@ -285,8 +303,11 @@ impl DispatchError {
             WorkerTimeout,
             WorkerUnreachable,
             LoopDetected,
-            Configuration,
-            ConfigurationUnavailable,
+            Configuration(ConfigError {
+                variable: "settings",
+                problem: String::new(),
+            }),
+            ConfigurationUnavailable { variable: "settings" },
             DatabaseUnavailable,
             Unauthorized,
             RateLimited {
@@ -359,8 +380,8 @@ mod tests {
                 | DispatchError::WorkerTimeout
                 | DispatchError::WorkerUnreachable
                 | DispatchError::LoopDetected
-                | DispatchError::Configuration
-                | DispatchError::ConfigurationUnavailable
+                | DispatchError::Configuration(_)
+                | DispatchError::ConfigurationUnavailable { .. }
                 | DispatchError::DatabaseUnavailable
                 | DispatchError::Unauthorized
                 | DispatchError::RateLimited { .. }

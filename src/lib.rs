@@ -7,7 +7,6 @@
 //! `glue` is plain Rust with no Spin or WASI types, so it is unit-tested on the host; `glue` is the
 //! thin layer that talks to Spin and moves bytes.
 
-pub mod access_log;
 pub mod api;
 pub mod arena;
 pub mod auth;
@@ -15,7 +14,9 @@ pub mod cache;
 pub mod config;
 pub mod custom_domain;
 pub mod error;
+pub mod hostname;
 pub mod limits;
+pub mod log;
 pub mod membership;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod openapi;

@@ -83,7 +83,7 @@ impl WorkerUrlTemplate {
         };
         // Checked on a sample name: every valid worker name gives a host of the same shape.
         let sample = template.host_for("w0");
-        if crate::pipeline::host::normalise(sample.as_bytes()).is_err() {
+        if crate::hostname::normalise_name(&sample).is_err() {
             return Err(format!("'{sample}' is not a host name"));
         }
         if !sample.contains('.') {
@@ -115,25 +115,6 @@ impl WorkerUrlTemplate {
             authority,
         }
     }
-}
-
-/// The token this dispatcher adds to `CDN-Loop` (RFC 8586) on every request it sends to a remote
-/// worker, and counts on the requests it receives.
-pub const CDN_LOOP_TOKEN: &str = "libra-dispatcher";
-
-/// How many times `CDN-Loop` headers already name this dispatcher. A remote worker that sends a
-/// request back through the platform (or a template pointing at a dispatcher) adds one each time.
-pub fn loop_count(headers: &crate::pipeline::Headers) -> usize {
-    headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("cdn-loop"))
-        .flat_map(|(_, value)| value.split(|b| *b == b','))
-        .filter(|info| {
-            // cdn-info = cdn-id *( OWS ";" OWS parameter )
-            let id = info.split(|b| *b == b';').next().unwrap_or_default();
-            id.trim_ascii().eq_ignore_ascii_case(CDN_LOOP_TOKEN.as_bytes())
-        })
-        .count()
 }
 
 #[cfg(test)]
@@ -206,16 +187,5 @@ mod tests {
             assert!(error.contains("loop"), "{looping}: {error}");
         }
         assert!(parse("http://{worker}.notlibra.sh").is_ok());
-    }
-
-    #[test]
-    fn counts_this_dispatcher_in_cdn_loop() {
-        let headers: crate::pipeline::Headers = vec![
-            ("CDN-Loop".into(), b"cloudflare, libra-dispatcher; ns=a".to_vec()),
-            ("cdn-loop".into(), b"LIBRA-DISPATCHER ,other".to_vec()),
-            ("x".into(), b"libra-dispatcher".to_vec()),
-        ];
-        assert_eq!(loop_count(&headers), 2);
-        assert_eq!(loop_count(&Vec::new()), 0);
     }
 }

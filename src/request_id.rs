@@ -1,7 +1,7 @@
 //! One request id per request: the client's when it is safe to reuse, else a fresh UUID v4. It
 //! goes to the worker, into every response and into the access log.
 
-use crate::pipeline::Headers;
+use crate::pipeline::request::Headers;
 
 pub const MAX_LEN: usize = 128;
 

@@ -6,7 +6,6 @@
 //! the namespace; a shared-origin response carries only allowed headers plus the sandbox CSP;
 //! every access-log line and problem document parses as JSON with the same fields.
 
-use libra_dispatcher::access_log::AccessLog;
 use libra_dispatcher::arena::Bump;
 use libra_dispatcher::config::Config;
 use libra_dispatcher::error::DispatchError;
@@ -242,21 +241,19 @@ proptest! {
         duration_ns in any::<u64>(),
         has_host in any::<bool>(),
     ) {
-        let line = AccessLog {
+        let line = libra_dispatcher::log::LogLine {
             time: &strings[0],
             level: "info",
             request_id: &strings[1],
-            method: &strings[2],
-            host: has_host.then_some(strings[3].as_str()),
-            path: &strings[4],
-            route: Some("path"),
-            worker: Some(&strings[5]),
-            location: None,
-            status,
-            duration_ns,
-            error: None,
-            limit: None,
-            breaker: None,
+                method: Some(&strings[2]),
+            host: Some(has_host.then_some(strings[3].as_str())),
+            path: Some(&strings[4]),
+            route: Some(Some("path")),
+            worker: Some(Some(&strings[5])),
+            location: Some(None),
+            status: Some(status),
+            duration_ns: Some(duration_ns),
+            ..Default::default()
         }
         .to_line();
         prop_assert!(!line.contains('\n'));

@@ -11,12 +11,14 @@ use wasi::http::types::{
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-use super::{Failure, io};
+use super::io::{self, Failure};
+use super::log;
 use crate::config::Limit;
 use crate::error::DispatchError;
 use crate::pipeline::namespace::Location;
+use crate::pipeline::request::Context;
 use crate::pipeline::trailers::TrailerPolicy;
-use crate::pipeline::{Context, Forward, Limits, downstream, upstream};
+use crate::pipeline::{Forward, Limits, downstream, upstream};
 
 /// The most one `splice` moves. Bytes never enter the guest, so this only sets how many rounds
 /// of the pump a body takes: at 64 KiB the dispatcher uploaded at 0.80 of the forwarder's rate,
@@ -114,17 +116,13 @@ fn failure(code: &ErrorCode, forward: &Forward, request_id: &str) -> DispatchErr
     if matches!(forward.location, Location::Local) {
         return DispatchError::WorkerFailed;
     }
-    // What the host said, for the operator: the access log only has the client's code.
-    super::write_log_line(
-        serde_json::json!({
-            "time": io::now_rfc3339(),
-            "level": "warn",
-            "requestId": request_id,
-            "message": "the remote worker could not be reached or failed",
-            "worker": forward.worker.as_str(),
-            "cause": format!("{code:?}"),
-        })
-        .to_string(),
+    // What the host said, for the operator: the request's line only has the client's code.
+    log::warn(
+        request_id,
+        &crate::pipeline::world::Warning::RemoteWorkerFailed {
+            worker: forward.worker.to_string(),
+            cause: format!("{code:?}"),
+        },
     );
     match code {
         ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {

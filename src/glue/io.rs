@@ -3,7 +3,11 @@
 use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
 use crate::error::{DispatchError, PROBLEM_CONTENT_TYPE};
-use crate::pipeline::{Headers, RequestHead};
+use crate::pipeline::request::{Headers, RequestHead};
+
+/// A response not yet sent and the error to answer it with: what a step hands back when it
+/// fails before its response has started.
+pub type Failure = (ResponseOutparam, DispatchError);
 
 pub fn request_head(request: &IncomingRequest) -> RequestHead {
     RequestHead {

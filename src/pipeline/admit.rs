@@ -1,7 +1,7 @@
 //! Phase 3, admit: limits and methods, checked before any byte reaches a worker.
 
 use crate::error::DispatchError;
-use crate::pipeline::Headers;
+use crate::pipeline::request::Headers;
 
 /// Longest request target (path and query) accepted; longer ones get 414.
 pub const MAX_TARGET_BYTES: usize = 8 * 1024;
@@ -118,6 +118,25 @@ pub fn check_length(declared: u64, max_body_bytes: u64) -> Result<(), DispatchEr
     Ok(())
 }
 
+/// The token this dispatcher adds to `CDN-Loop` (RFC 8586) on every request it sends to a remote
+/// worker, and counts on the requests it receives.
+pub const CDN_LOOP_TOKEN: &str = "libra-dispatcher";
+
+/// How many times `CDN-Loop` headers already name this dispatcher. A remote worker that sends a
+/// request back through the platform (or a template pointing at a dispatcher) adds one each time.
+pub fn loop_count(headers: &Headers) -> usize {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("cdn-loop"))
+        .flat_map(|(_, value)| value.split(|b| *b == b','))
+        .filter(|info| {
+            // cdn-info = cdn-id *( OWS ";" OWS parameter )
+            let id = info.split(|b| *b == b';').next().unwrap_or_default();
+            id.trim_ascii().eq_ignore_ascii_case(CDN_LOOP_TOKEN.as_bytes())
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +218,16 @@ mod tests {
         assert_eq!(check_loop(0, 0), Ok(()));
         assert_eq!(check_loop(1, 1), Ok(()));
         assert_eq!(check_loop(2, 1), Err(DispatchError::LoopDetected));
+    }
+
+    #[test]
+    fn counts_this_dispatcher_in_cdn_loop() {
+        let headers: Headers = vec![
+            ("CDN-Loop".into(), b"cloudflare, libra-dispatcher; ns=a".to_vec()),
+            ("cdn-loop".into(), b"LIBRA-DISPATCHER ,other".to_vec()),
+            ("x".into(), b"libra-dispatcher".to_vec()),
+        ];
+        assert_eq!(loop_count(&headers), 2);
+        assert_eq!(loop_count(&Vec::new()), 0);
     }
 }

@@ -13,8 +13,8 @@
 //!   List: cookies stay host-only and `Clear-Site-Data` is dropped;
 //! - [`Exposure::OwnSite`] (a tenant's custom domain): everything passes.
 
-use crate::pipeline::Headers;
 use crate::pipeline::hop_by_hop::HopByHop;
+use crate::pipeline::request::Headers;
 
 /// Forces every page served through path or query dispatch into a unique opaque origin: scripts
 /// don't run and it cannot read the dispatcher origin's storage or cookies. Without it, every

@@ -4,7 +4,7 @@
 //! fields of this message, and HTTP/1.1 servers send only the fields it announces, so it must
 //! travel with the trailers.
 
-use crate::pipeline::Headers;
+use crate::pipeline::request::Headers;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",

@@ -2,9 +2,8 @@
 
 use crate::config::Config;
 use crate::error::DispatchError;
+use crate::hostname;
 use crate::pipeline::worker_name::WorkerName;
-
-const MAX_HOST_LEN: usize = 253;
 
 /// A host as routing sees it: lowercase, no port, no trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,36 +28,9 @@ pub enum HostClass {
 pub fn normalise(raw: &[u8]) -> Result<Host, DispatchError> {
     let authority = std::str::from_utf8(raw).map_err(|_| DispatchError::InvalidHost)?;
     Ok(Host {
-        name: normalise_name(authority)?,
+        name: hostname::normalise_name(authority).map_err(|_| DispatchError::InvalidHost)?,
         authority: authority.to_string(),
     })
-}
-
-/// The routing name of a `Host` value (see [`normalise`]), without keeping the value itself.
-pub fn normalise_name(authority: &str) -> Result<String, DispatchError> {
-    if authority.is_empty() || !authority.is_ascii() {
-        return Err(DispatchError::InvalidHost);
-    }
-    let (host, port) = split_port(authority)?;
-    // RFC 9110 4.2.3 (and 3986): an empty port is the scheme's default, so `localhost:` is fine.
-    if let Some(port) = port.filter(|port| !port.is_empty()) {
-        if port.len() > 5
-            || !port.bytes().all(|b| b.is_ascii_digit())
-            || port.parse::<u32>().map_or(true, |p| p > 65_535)
-        {
-            return Err(DispatchError::InvalidHost);
-        }
-    }
-    let name = if host.starts_with('[') {
-        valid_ipv6_literal(host)?.to_ascii_lowercase()
-    } else {
-        let host = host.strip_suffix('.').unwrap_or(host);
-        if host.is_empty() || host.len() > MAX_HOST_LEN || !host.split('.').all(valid_label) {
-            return Err(DispatchError::InvalidHost);
-        }
-        host.to_ascii_lowercase()
-    };
-    Ok(name)
 }
 
 /// Decides the class of a normalised host; a tenant subdomain's label must be a valid name.
@@ -73,7 +45,7 @@ pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError
     else {
         // Only a name that could be a tenant's registered domain is looked up: any other host
         // would cost a database query (and a cache entry) per request for nothing.
-        return if is_plausible_domain(&host.name) {
+        return if hostname::is_plausible_domain(&host.name) {
             Ok(HostClass::CustomDomain)
         } else {
             Err(DispatchError::CustomDomainNotFound)
@@ -87,52 +59,6 @@ pub fn classify(host: &Host, config: &Config) -> Result<HostClass, DispatchError
     WorkerName::parse(label, &config.reserved_names)
         .map(HostClass::Tenant)
         .map_err(DispatchError::InvalidWorkerName)
-}
-
-/// A name a tenant could have registered: at least two labels, and a top-level label with a
-/// letter in it, which leaves out IPv4 literals (`10.0.0.1`, and shorthands like `10.1`),
-/// bracketed IPv6 literals and single names (`localhost`, `intranet`). Label and length rules
-/// were checked by [`normalise`].
-pub fn is_plausible_domain(name: &str) -> bool {
-    match name.rsplit_once('.') {
-        Some((rest, top)) => !rest.is_empty() && top.bytes().any(|b| b.is_ascii_alphabetic()),
-        None => false,
-    }
-}
-
-fn split_port(authority: &str) -> Result<(&str, Option<&str>), DispatchError> {
-    if authority.starts_with('[') {
-        let end = authority.find(']').ok_or(DispatchError::InvalidHost)?;
-        let (host, rest) = authority.split_at(end + 1);
-        return match rest {
-            "" => Ok((host, None)),
-            _ => rest
-                .strip_prefix(':')
-                .map(|port| (host, Some(port)))
-                .ok_or(DispatchError::InvalidHost),
-        };
-    }
-    Ok(match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
-    })
-}
-
-fn valid_label(label: &str) -> bool {
-    !label.is_empty()
-        && label.len() <= 63
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-')
-}
-
-/// `[<IPv6 address>]`, checked by the standard library's parser: no zone, no IPvFuture.
-fn valid_ipv6_literal(host: &str) -> Result<&str, DispatchError> {
-    let inner = &host[1..host.len() - 1];
-    match inner.parse::<std::net::Ipv6Addr>() {
-        Ok(_) => Ok(host),
-        Err(_) => Err(DispatchError::InvalidHost),
-    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,11 @@ use crate::limits::breaker::{self, BreakerPolicy, BreakerState, Outcome, Pass};
 use crate::limits::rate;
 use crate::limits::store::SharedStore;
 use crate::limits::{OnStoreError, TenantPolicy};
-use crate::pipeline::Headers;
+use crate::pipeline::directory::Directory;
+use crate::pipeline::request::{Context, Headers};
+use crate::pipeline::route::RouteKind;
 use crate::pipeline::worker_name::WorkerName;
+use crate::pipeline::world::World;
 
 /// Where one worker's counters and breaker live in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,39 @@ impl Admission {
             pass: None,
         }
     }
+}
+
+/// Phase 5 for `worker`: `None` when it has no limits (nothing is opened or written then),
+/// else the decision and where its state lives. Fails only when the limit settings are unusable.
+/// The dispatcher's own docs component is no tenant: nothing limits it.
+pub fn admit_tenant(
+    ctx: Context,
+    directory: &mut Directory,
+    world: &mut impl World,
+    worker: &WorkerName,
+    kind: RouteKind,
+) -> Result<Option<(Admission, Keys)>, DispatchError> {
+    if kind == RouteKind::Docs {
+        return Ok(None);
+    }
+    let Some(settings) = ctx.config.limits().map_err(DispatchError::Configuration)? else {
+        return Ok(None);
+    };
+    let row = if settings.overrides {
+        directory.limit_override(world, worker)?
+    } else {
+        None
+    };
+    let policy = settings.policy_for(worker, row.as_ref());
+    if policy.is_unlimited() {
+        return Ok(None);
+    }
+    let keys = Keys::new(directory.namespace()?, worker);
+    // A probe that never reports is replaced once an answer would have timed out.
+    let grace_ms = ctx.config.upstream_timeout_ms.saturating_add(1000);
+    let now_ms = world.now_ms();
+    let admission = admit(world.store(), &policy, &keys, now_ms, grace_ms, settings.on_store_error);
+    Ok(Some((admission, keys)))
 }
 
 /// The decision for one request at `now_ms` (Unix milliseconds). `grace_ms` is how long a

@@ -1,59 +1,47 @@
-//! The request path, as a proxy pipeline with named phases:
+//! The request path, as a proxy pipeline with named phases. [`plan`] runs them in this order,
+//! the one place that states it:
 //!
 //! 1. [`host`] classify the host (dispatcher, tenant subdomain, custom domain);
-//! 2. [`route`] resolve the worker or the dispatcher endpoint;
-//! 3. [`admit`] check methods, limits and loops (a limit is parsed only by a request it can
-//!    refuse, so an unusable one fails only those: [`admit_limits`]);
-//! 4. [`namespace`] locate the worker: a component of this app, or a remote one;
+//! 2. [`route`] resolve the worker or the dispatcher endpoint (and whether an admin endpoint
+//!    may be served: [`authorize`]);
+//! 3. [`admit`] check methods, sizes and loops: first what needs nothing, then the limits a
+//!    forwarded request can break, each parsed only when it can refuse it ([`admit_limits`]);
+//! 4. [`namespace`] locate the worker: a component of this app, or a remote one, looking custom
+//!    domains and remote members up in the [`directory`];
 //! 5. [`limit`] the tenant's circuit breaker and rate limit (only where configured);
-//! 6. [`upstream`] build the request the worker receives;
-//! 7. [`downstream`] filter the worker's response; the glue then logs one line.
+//! 6. [`upstream`] build the request the worker receives.
 //!
-//! Phases 1 to 3 run in [`decide`] without I/O, then [`admit_limits`] with the limits the
-//! request needs (most requests need none). A custom domain's worker, and whether a name is a
-//! deployed remote worker, may need a database; the glue asks it between 3 and 4, then runs 5
-//! ([`limit::admit`]) with the shared store, and calls [`prepare_forward`] for 6.
+//! Then the glue sends it and streams the answer, [`downstream`] filtering the response (phase
+//! 7), and [`finish`] tells the tenant's breaker how it went. Each phase is plain Rust without
+//! Spin types; what they need from outside (cache, database, shared store, clock) comes through
+//! the [`world::World`] trait, which the glue implements for Spin and the tests in memory.
 
 pub mod admit;
+pub mod directory;
 pub mod downstream;
 pub mod hop_by_hop;
 pub mod host;
 pub mod limit;
 pub mod namespace;
+pub mod request;
 pub mod route;
 pub mod trailers;
 pub mod upstream;
 pub mod worker_name;
+pub mod world;
 
 use crate::config::{Config, Limit};
 use crate::error::DispatchError;
+use directory::Directory;
 use host::Host;
+use limit::{Admission, Keys};
 use namespace::Location;
+pub use request::{Context, Headers, RequestHead};
 use route::{Endpoint, Resolution, RouteKind};
 use worker_name::WorkerName;
+use world::World;
 
-/// Header names and values in the order they arrived.
-pub type Headers = Vec<(String, Vec<u8>)>;
-
-#[derive(Debug, Clone)]
-pub struct RequestHead {
-    pub method: String,
-    /// The request's authority as Spin gives it (taken from `Host`). Newer wasmtime releases
-    /// hide `Host` itself from guests, so this is the primary source.
-    pub authority: Option<String>,
-    pub path_and_query: String,
-    pub headers: Headers,
-}
-
-/// What every phase may need to know about the request being served.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub head: &'a RequestHead,
-    pub request_id: &'a str,
-    pub config: &'a Config,
-}
-
-/// What to do with a request, plus what the access log reports about it whatever the outcome.
+/// The outcome of phases 1 to 3, plus what the access log reports about it whatever the outcome.
 #[derive(Debug)]
 pub struct Decision {
     pub host: Option<Host>,
@@ -83,10 +71,20 @@ pub struct Pending {
     pub loops: usize,
 }
 
-/// Gives a limit when a request needs it: the glue parses it from the request's settings, tests
-/// give values.
+/// Gives a limit when a request needs it. [`ConfigLimits`] parses it from the request's
+/// settings; tests give values.
 pub trait Limits {
     fn get(&self, limit: Limit) -> Result<u64, DispatchError>;
+}
+
+/// The limits of one request, from its settings: each parsed only when the request can be
+/// refused by it, so an unusable limit fails only those requests.
+pub struct ConfigLimits<'a>(pub &'a Config);
+
+impl Limits for ConfigLimits<'_> {
+    fn get(&self, limit: Limit) -> Result<u64, DispatchError> {
+        self.0.limit(limit).map_err(DispatchError::Configuration)
+    }
 }
 
 /// A request ready to send to its worker.
@@ -119,7 +117,146 @@ impl Forward {
     }
 }
 
-/// Phases 1 to 3.
+/// What the glue does with a request.
+#[derive(Debug)]
+pub enum Plan {
+    /// Answer from the dispatcher's own endpoint. `authenticated`: the request proved it holds
+    /// the admin token.
+    Endpoint { endpoint: Endpoint, authenticated: bool },
+    /// Answer with this problem; no worker is called.
+    Refuse(DispatchError),
+    /// Send to the worker. (Not boxed: the hot path would pay an allocation for the size.)
+    #[allow(clippy::large_enum_variant)]
+    Forward(Forward),
+}
+
+/// What the access log says about a request, whatever its outcome.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub host: Option<Host>,
+    pub route: Option<RouteKind>,
+    pub worker: Option<WorkerName>,
+    /// `local` or `remote`, once the worker is located.
+    pub location: Option<&'static str>,
+    /// The tenant's rate limit and breaker decisions, where it has them.
+    pub limit: Option<&'static str>,
+    pub breaker: Option<&'static str>,
+}
+
+/// A request's plan, with its report, and what [`finish`] needs to tell the tenant's breaker.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub report: Report,
+    tenant: Option<(Admission, Keys)>,
+}
+
+/// Runs the phases in their order (see the module's note) and gives what to do.
+pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
+    let decision = decide(ctx);
+    let mut planned = Planned {
+        plan: Plan::Refuse(DispatchError::InvalidHost),
+        report: Report {
+            host: decision.host,
+            route: decision.route,
+            worker: decision.worker,
+            ..Report::default()
+        },
+        tenant: None,
+    };
+    planned.plan = match decision.outcome {
+        Err(error) => Plan::Refuse(error),
+        Ok(Step::Endpoint(endpoint)) => match authorize(ctx, endpoint, world) {
+            Ok(authenticated) => Plan::Endpoint {
+                endpoint,
+                authenticated,
+            },
+            Err(error) => Plan::Refuse(error),
+        },
+        Ok(Step::Forward(pending)) => {
+            // Lent to the phases and given back, rather than cloned.
+            let host = planned.report.host.take().expect("a forwarded request has a host");
+            let forward = plan_forward(ctx, world, &mut planned, &host, pending);
+            planned.report.host = Some(host);
+            match forward {
+                Ok(forward) => Plan::Forward(forward),
+                Err(error) => Plan::Refuse(error),
+            }
+        }
+    };
+    planned
+}
+
+/// Phases 3 (the limits), 4, 5 and 6 for a request to forward.
+fn plan_forward(
+    ctx: Context,
+    world: &mut impl World,
+    planned: &mut Planned,
+    host: &Host,
+    pending: Pending,
+) -> Result<Forward, DispatchError> {
+    admit_limits(&pending, &ConfigLimits(ctx.config))?;
+    let mut directory = Directory::new(ctx);
+    let (worker, location) = namespace::locate(
+        ctx,
+        &mut directory,
+        world,
+        &host.name,
+        pending.worker.as_ref(),
+        pending.kind,
+    )?;
+    planned.report.worker = Some(worker.clone());
+    planned.report.location = Some(match location {
+        Location::Local => "local",
+        Location::Remote(_) => "remote",
+    });
+    let tenant = limit::admit_tenant(ctx, &mut directory, world, &worker, pending.kind)?;
+    let mut response_headers = Vec::new();
+    if let Some((admission, keys)) = tenant {
+        planned.report.limit = admission.limit;
+        planned.report.breaker = admission.breaker;
+        if let Some(refusal) = admission.refusal.clone() {
+            return Err(refusal);
+        }
+        response_headers = admission.headers.clone();
+        planned.tenant = Some((admission, keys));
+    }
+    let mut forward = prepare_forward(ctx, host, worker, location, pending);
+    forward.response_headers = response_headers;
+    Ok(forward)
+}
+
+/// After the worker's answer: tells the tenant's breaker how it went (a tenant without one has
+/// nothing to tell, and no store is touched).
+pub fn finish(planned: &Planned, world: &mut impl World, outcome: crate::limits::breaker::Outcome) {
+    if let Some((admission, keys)) = planned
+        .tenant
+        .as_ref()
+        .filter(|(admission, _)| admission.has_breaker_pass())
+    {
+        let now_ms = world.now_ms();
+        limit::finish(world.store(), admission, keys, outcome, now_ms);
+    }
+}
+
+/// An admin endpoint needs the bearer token when `admin_token` is set. A token that cannot be
+/// read fails closed: the endpoint is unavailable, not public. `Ok(true)`: the request proved
+/// it holds the token; `Ok(false)`: no token is needed (none is set, or not an admin endpoint).
+pub fn authorize(ctx: Context, endpoint: Endpoint, world: &mut impl World) -> Result<bool, DispatchError> {
+    if !endpoint.needs_admin() {
+        return Ok(false);
+    }
+    let token = world.admin_token()?;
+    if token.is_empty() {
+        Ok(false)
+    } else if crate::auth::is_authorized(&ctx.head.headers, &token) {
+        Ok(true)
+    } else {
+        Err(DispatchError::Unauthorized)
+    }
+}
+
+/// Phases 1 to 3, as far as they need nothing but the request and its settings.
 pub fn decide(ctx: Context) -> Decision {
     let mut decision = Decision {
         host: None,
@@ -169,7 +306,7 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
     admit::check_forwardable_method(&head.method)?;
     Ok(Step::Forward(Pending {
         declared_length: admit::declared_length(&head.headers)?,
-        loops: crate::remote::loop_count(&head.headers),
+        loops: admit::loop_count(&head.headers),
         ..pending
     }))
 }
@@ -188,7 +325,7 @@ pub fn admit_limits(pending: &Pending, limits: &impl Limits) -> Result<(), Dispa
     Ok(())
 }
 
-/// Phases 4 and 5 for a worker whose location is known: the headers it receives.
+/// Phase 6 for a worker whose location is known: the request it receives.
 pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: Location, pending: Pending) -> Forward {
     let head = ctx.head;
     let client_ip = upstream::client_ip(&head.headers);
@@ -201,7 +338,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
     let mut headers = upstream::headers(&head.headers, &provenance, pending.kind.shares_dispatcher_origin());
     if matches!(location, Location::Remote(_)) {
         // RFC 8586: keep the client's entries and add this dispatcher's.
-        headers.push(("cdn-loop".into(), crate::remote::CDN_LOOP_TOKEN.as_bytes().to_vec()));
+        headers.push(("cdn-loop".into(), admit::CDN_LOOP_TOKEN.as_bytes().to_vec()));
     }
     Forward {
         worker,
@@ -234,6 +371,7 @@ fn host_of(head: &RequestHead) -> Result<&[u8], DispatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::world::memory::MemoryWorld;
 
     fn config() -> Config {
         Config::from_lookup(|name| match name {
@@ -276,29 +414,22 @@ mod tests {
         })
     }
 
-    /// Decides, locates a subdomain or path worker as the glue would, and prepares it.
-    fn forward(head: &RequestHead, config: &Config) -> Result<Forward, DispatchError> {
-        let decision = decide(head, "rid", config);
-        let Step::Forward(pending) = decision.outcome? else {
-            panic!("not a forward")
-        };
-        let worker = pending.worker.clone().expect("named");
-        if !namespace::is_local(&worker, pending.kind, config) {
-            return Err(DispatchError::WorkerNotFound(worker.to_string()));
-        }
-        let location = Location::Local;
+    /// Plans `head` in `world`: the forward, or the problem it is answered with.
+    fn plan_in(head: &RequestHead, config: &Config, world: &mut MemoryWorld) -> Result<Forward, DispatchError> {
         let ctx = Context {
             head,
             request_id: "rid",
             config,
         };
-        Ok(prepare_forward(
-            ctx,
-            decision.host.as_ref().unwrap(),
-            worker,
-            location,
-            pending,
-        ))
+        match super::plan(ctx, world).plan {
+            Plan::Forward(forward) => Ok(forward),
+            Plan::Refuse(error) => Err(error),
+            Plan::Endpoint { endpoint, .. } => panic!("an endpoint: {endpoint:?}"),
+        }
+    }
+
+    fn forward(head: &RequestHead, config: &Config) -> Result<Forward, DispatchError> {
+        plan_in(head, config, &mut MemoryWorld::default())
     }
 
     fn head(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHead {
@@ -340,10 +471,48 @@ mod tests {
     #[test]
     fn unknown_worker_is_404_without_calling_out() {
         let request = head("GET", "/", &[("host", "ghost.localhost")]);
-        assert_eq!(decide(&request, "rid", &config()).worker.unwrap().as_str(), "ghost");
+        let mut world = MemoryWorld::default();
         assert_eq!(
-            forward(&request, &config()).unwrap_err(),
+            plan_in(&request, &config(), &mut world).unwrap_err(),
             DispatchError::WorkerNotFound("ghost".into())
+        );
+        assert_eq!(world.calls(), 0, "no cache, database or store was asked");
+        // A listed set of remote members needs no database either; only a namespace whose
+        // members are in the database asks it (once; then the answer is cached).
+        let listed = Config::from_lookup(|name| match name {
+            "workers" => Some("hello".into()),
+            "worker_url_template" => Some("http://{worker}.workers.test".into()),
+            "remote_workers" => Some("shop".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            plan_in(&request, &listed, &mut world).unwrap_err(),
+            DispatchError::WorkerNotFound("ghost".into())
+        );
+        assert_eq!(world.calls(), 0);
+        let from_database = Config::from_lookup(|name| match name {
+            "workers" => Some("hello".into()),
+            "worker_url_template" => Some("http://{worker}.workers.test".into()),
+            _ => None,
+        })
+        .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                plan_in(&request, &from_database, &mut world).unwrap_err(),
+                DispatchError::WorkerNotFound("ghost".into())
+            );
+        }
+        assert_eq!(world.database.queries, 1, "the second answer came from the cache");
+        world.database.deployed.push("https://ghost.localhost".into());
+        world.now_ms += 11_000;
+        let found = plan_in(&request, &from_database, &mut world).unwrap();
+        assert_eq!(
+            found.location,
+            Location::Remote(crate::remote::Origin {
+                scheme: crate::remote::Scheme::Http,
+                authority: "ghost.workers.test".into(),
+            })
         );
     }
 
@@ -387,7 +556,7 @@ mod tests {
         );
         let fits = head("PUT", "/", &[("host", "echo.localhost"), ("content-length", "100")]);
         assert_eq!(admitted(&fits, &limits).unwrap().declared_length, Some(100));
-        let token = crate::remote::CDN_LOOP_TOKEN;
+        let token = admit::CDN_LOOP_TOKEN;
         let looped = head("GET", "/", &[("host", "echo.localhost"), ("cdn-loop", token)]);
         assert_eq!(admitted(&looped, &limits).unwrap().loops, 1);
         let twice = format!("{token}, {token}");
@@ -436,7 +605,19 @@ mod tests {
 
     #[test]
     fn cheap_checks_come_before_any_lookup() {
-        // A custom domain needs the database: a refused method or size must not get that far.
+        // A custom domain needs the database: a refused method, size or loop must not get that
+        // far, in the order `plan` runs the phases.
+        let mut world = MemoryWorld::default();
+        world
+            .database
+            .domains
+            .insert("shop.example.com".into(), "https://hello.localhost".into());
+        let small = Config::from_lookup(|name| match name {
+            "workers" => Some("hello,echo".into()),
+            "max_body_bytes" => Some("100".into()),
+            _ => None,
+        })
+        .unwrap();
         for (request, status) in [
             (head("TRACE", "/", &[("host", "shop.example.com")]), 405),
             (
@@ -455,8 +636,33 @@ mod tests {
                 508,
             ),
         ] {
-            // The glue admits the limits right after deciding, before it looks anything up.
-            assert_eq!(admitted(&request, &TestLimits::default()).unwrap_err().status(), status);
+            assert_eq!(plan_in(&request, &small, &mut world).unwrap_err().status(), status);
+            assert_eq!(world.calls(), 0, "refused with {status} before any lookup");
         }
+        // The control: the same host with an acceptable request is looked up.
+        let fine = head("GET", "/", &[("host", "shop.example.com")]);
+        assert_eq!(plan_in(&fine, &small, &mut world).unwrap().worker.as_str(), "hello");
+        assert_eq!(world.database.queries, 1);
+    }
+
+    #[test]
+    fn a_limited_tenant_is_refused_after_it_is_located_and_without_a_forward() {
+        let limited = Config::from_lookup(|name| match name {
+            "workers" => Some("hello,echo".into()),
+            "rate_limits" => Some("hello:1/h".into()),
+            _ => None,
+        })
+        .unwrap();
+        let mut world = MemoryWorld::default();
+        let request = head("GET", "/", &[("host", "hello.localhost")]);
+        let first = plan_in(&request, &limited, &mut world).unwrap();
+        assert!(first.response_headers.iter().any(|(name, _)| name == "ratelimit"));
+        let refused = plan_in(&request, &limited, &mut world).unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        // A name that does not exist is never counted: no key is made for it.
+        let before = world.store.values.len();
+        let ghost = head("GET", "/", &[("host", "ghost.localhost")]);
+        assert_eq!(plan_in(&ghost, &limited, &mut world).unwrap_err().status(), 404);
+        assert_eq!(world.store.values.len(), before);
     }
 }

@@ -7,10 +7,13 @@
 //!
 //! A name is local first. Unknown names are `404 worker_not_found` without any outbound call.
 
-use crate::config::{Config, ConfigError, Remote, RemoteMembers};
+use crate::config::{Config, Remote, RemoteMembers};
 use crate::error::DispatchError;
+use crate::pipeline::directory::Directory;
+use crate::pipeline::request::Context;
 use crate::pipeline::route::RouteKind;
 use crate::pipeline::worker_name::WorkerName;
+use crate::pipeline::world::World;
 use crate::remote::Origin;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,38 @@ pub enum Located {
     AskDatabase(Origin),
 }
 
+/// Names the worker (`named`, or for a custom domain the one the directory gives for `host`) and
+/// finds where it lives: local first, then remote, where the namespace has remote members.
+pub fn locate(
+    ctx: Context,
+    directory: &mut Directory,
+    world: &mut impl World,
+    host: &str,
+    named: Option<&WorkerName>,
+    kind: RouteKind,
+) -> Result<(WorkerName, Location), DispatchError> {
+    let worker = match named {
+        Some(worker) => worker.clone(),
+        None => directory
+            .custom_domain(world, host)?
+            .ok_or(DispatchError::CustomDomainNotFound)?,
+    };
+    if is_local(&worker, kind, ctx.config) {
+        return Ok((worker, Location::Local));
+    }
+    let remote = ctx.config.remote().map_err(DispatchError::Configuration)?;
+    let location = match locate_remote(&worker, remote.as_ref())? {
+        Located::Here(location) => location,
+        Located::AskDatabase(origin) => {
+            if !directory.is_deployed(world, &worker)? {
+                return Err(DispatchError::WorkerNotFound(worker.to_string()));
+            }
+            Location::Remote(origin)
+        }
+    };
+    Ok((worker, location))
+}
+
 /// The first resolver: a component of this app (or the docs component, which is part of the app,
 /// not of the tenants' namespace).
 pub fn is_local(worker: &WorkerName, kind: RouteKind, config: &Config) -> bool {
@@ -36,14 +71,9 @@ pub fn is_local(worker: &WorkerName, kind: RouteKind, config: &Config) -> bool {
 }
 
 /// The second resolver, for a name that is not local: a remote worker, if the namespace has any.
-pub fn locate_remote(
-    worker: &WorkerName,
-    remote: &Result<Option<Remote>, ConfigError>,
-) -> Result<Located, DispatchError> {
-    let remote = match remote {
-        Ok(Some(remote)) => remote,
-        Ok(None) => return Err(DispatchError::WorkerNotFound(worker.to_string())),
-        Err(_) => return Err(DispatchError::Configuration),
+pub fn locate_remote(worker: &WorkerName, remote: Option<&Remote>) -> Result<Located, DispatchError> {
+    let Some(remote) = remote else {
+        return Err(DispatchError::WorkerNotFound(worker.to_string()));
     };
     let origin = remote.template.origin(worker);
     match &remote.members {
@@ -90,7 +120,7 @@ mod tests {
         assert!(!is_local(&name("ghost"), RouteKind::Subdomain, &config));
         assert!(is_local(&WorkerName::docs_component(), RouteKind::Docs, &config));
         assert_eq!(
-            locate_remote(&name("ghost"), &lookups(&[]).remote),
+            locate_remote(&name("ghost"), lookups(&[]).remote.unwrap().as_ref()),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
     }
@@ -102,16 +132,16 @@ mod tests {
             ("remote_workers", "shop,hello"),
         ]);
         assert_eq!(
-            locate_remote(&name("shop"), &listed.remote),
+            locate_remote(&name("shop"), listed.remote.as_ref().unwrap().as_ref()),
             Ok(Located::Here(Location::Remote(remote("shop.workers.test:8081"))))
         );
         assert_eq!(
-            locate_remote(&name("ghost"), &listed.remote),
+            locate_remote(&name("ghost"), listed.remote.as_ref().unwrap().as_ref()),
             Err(DispatchError::WorkerNotFound("ghost".into()))
         );
         let from_database = lookups(&[("worker_url_template", "http://{worker}.workers.test")]);
         assert_eq!(
-            locate_remote(&name("shop"), &from_database.remote),
+            locate_remote(&name("shop"), from_database.remote.unwrap().as_ref()),
             Ok(Located::AskDatabase(remote("shop.workers.test")))
         );
     }
@@ -119,9 +149,6 @@ mod tests {
     #[test]
     fn a_bad_template_fails_remote_names_only() {
         let bad = lookups(&[("worker_url_template", "ftp://{worker}.x.test")]);
-        assert_eq!(
-            locate_remote(&name("shop"), &bad.remote),
-            Err(DispatchError::Configuration)
-        );
+        assert_eq!(bad.remote.unwrap_err().variable, "worker_url_template");
     }
 }

@@ -17,7 +17,7 @@
 //! Trailers that are read are filtered as headers are (`upstream::trailers`,
 //! `downstream::trailers`), so neither direction can carry in a trailer what a header may not.
 
-use crate::pipeline::Headers;
+use crate::pipeline::request::Headers;
 
 /// What a request says about trailers, read from its headers once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

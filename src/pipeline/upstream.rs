@@ -3,8 +3,8 @@
 //! Whatever a client says about the request's origin is dropped, and the dispatcher states it
 //! itself, so a worker can trust `X-Forwarded-*` and `X-Request-Id` as the platform's word.
 
-use crate::pipeline::Headers;
 use crate::pipeline::hop_by_hop::HopByHop;
+use crate::pipeline::request::Headers;
 
 /// What the dispatcher knows about the request, to tell the worker.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ mod hand_written;
 use std::hint::black_box;
 use std::time::Instant;
 
-use libra_dispatcher::access_log::AccessLog;
+use libra_dispatcher::log::LogLine;
 use libra_dispatcher::{request_id, time};
 
 const ROUNDS: usize = 7;
@@ -72,21 +72,19 @@ fn main() {
     );
 
     // The line of a routed request, as the dispatcher logs one.
-    let line = AccessLog {
+    let line = LogLine {
         time: "2026-11-27T00:31:13.042Z",
         level: "info",
         request_id: "5a5a5a5a-5a5a-4a5a-9a5a-5a5a5a5a5a5a",
-        method: "GET",
-        host: Some("hello.localhost"),
-        path: "/some/page",
-        route: Some("subdomain"),
-        worker: Some("hello"),
-        location: Some("local"),
-        status: 200,
-        duration_ns: 1_234_567,
-        error: None,
-        limit: None,
-        breaker: None,
+        method: Some("GET"),
+        host: Some(Some("hello.localhost")),
+        path: Some("/some/page"),
+        route: Some(Some("subdomain")),
+        worker: Some(Some("hello")),
+        location: Some(Some("local")),
+        status: Some(200),
+        duration_ns: Some(1_234_567),
+        ..LogLine::default()
     };
     assert_eq!(line.to_line(), hand_written::log_line(&line));
     report(
