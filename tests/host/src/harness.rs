@@ -261,12 +261,18 @@ impl Running {
         }
     }
 
-    /// The dispatcher's stdout as JSON lines (access-log lines and the others).
+    /// The dispatcher's stdout as JSON lines (request lines and the others), each checked
+    /// against the documented shape of a log line (`docs/log-line.schema.json`).
     pub async fn log_lines(&self) -> Vec<Value> {
         self.stdout("dispatcher")
             .await
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
+            .map(|line| {
+                let value: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+                check_log_line(&value);
+                value
+            })
             .collect()
     }
 
@@ -417,6 +423,25 @@ async fn failing_vault(failing: Vec<String>) -> Result<HttpServer> {
         }
     });
     Ok(HttpServer::from_parts(addr, accept_loop))
+}
+
+/// Fails unless `line` has the documented shape of a dispatcher log line.
+pub fn check_log_line(line: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let path = project_root().join("docs/log-line.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("the log-line schema"))
+            .expect("the log-line schema is JSON");
+        jsonschema::validator_for(&schema).expect("the log-line schema is a JSON schema")
+    });
+    let problems: Vec<String> = validator
+        .iter_errors(line)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "log line does not match docs/log-line.schema.json: {problems:?}\n{line}"
+    );
 }
 
 fn spin_key_value(spin: &SpinApp) -> Result<rusqlite::Connection> {

@@ -332,3 +332,23 @@ async fn an_unusable_lookup_setting_fails_only_the_requests_that_look_up(host: H
         assert_eq!(logged.len(), 1, "{setting}");
     }
 }
+
+/// The schema every log line is checked against can refuse a line: a request's line without its
+/// fields, and a line that is neither a request's nor has a message.
+#[test]
+fn the_log_line_schema_refuses_other_shapes() {
+    use libra_test_host::harness::check_log_line;
+    let time = "2026-12-06T00:00:00.000Z";
+    check_log_line(&serde_json::json!({
+        "time": time, "level": "warn", "requestId": "r", "message": "a warning", "worker": "shop"
+    }));
+    for bad in [
+        serde_json::json!({ "time": time, "level": "info", "requestId": "r", "status": 200 }),
+        serde_json::json!({ "time": time, "level": "info", "requestId": "r" }),
+        serde_json::json!({ "time": time, "level": "loud", "requestId": "r", "message": "m" }),
+        serde_json::json!({ "time": time, "level": "warn", "requestId": "r", "message": "m", "secret": "x" }),
+    ] {
+        let refused = std::panic::catch_unwind(|| check_log_line(&bad));
+        assert!(refused.is_err(), "accepted {bad}");
+    }
+}
