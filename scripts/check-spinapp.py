@@ -27,8 +27,10 @@ there is one, 2 when a file or module is missing.
 """
 
 import argparse
-import difflib
+import json
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -274,77 +276,40 @@ def _templates(value):
     return names
 
 
-def _host_of(value):
-    value = (value or "").strip().lower().rstrip(".")
-    return value.rsplit(":", 1)[0] if re.fullmatch(r".+:[0-9]+", value) else value
+def probe_hosts(spec):
+    """The Host header values of the SpinApp's probes."""
+    return [
+        str(h.get("value"))
+        for kind in ("readiness", "liveness")
+        for h in (_get(spec, "checks", kind, "httpGet", "httpHeaders") or [])
+        if isinstance(h, dict) and str(h.get("name", "")).lower() == "host"
+    ]
 
 
-def _reserved_names():
-    """The dispatcher's built-in reserved worker names (src/pipeline/worker_name.rs)."""
-    source = (ROOT / "src" / "pipeline" / "worker_name.rs").read_text(encoding="utf-8")
-    m = re.search(r"BUILT_IN_RESERVED: &\[&str\] = &\[(.*?)\];", source, re.S)
-    if not m:
-        raise InputError("src/pipeline/worker_name.rs: BUILT_IN_RESERVED not found")
-    return set(re.findall(r'"([^"]+)"', m.group(1)))
+def dispatcher_settings(value, hosts=()):
+    """What the dispatcher makes of a `settings` value, from its own parsers (`libra-check
+    settings`, tests/host/src/bin/libra-check.rs): `ok`, the `problem` it would refuse it for,
+    every key's `effective` value, `base_domain`, `dispatcher_hosts`, `local_workers`,
+    `reserved_names`, the parsed `worker_url_template`, and each of `hosts` as the dispatcher
+    normalises a Host header (`probe_hosts`, null when it refuses it). Nothing here re-implements
+    them."""
+    command = os.environ.get("LIBRA_CHECK")
+    command = [command] if command else ["cargo", "run", "-q", "-p", "libra-test-host", "--bin", "libra-check", "--"]
+    try:
+        done = subprocess.run(
+            command + ["settings", *hosts], input=value or "", capture_output=True, text=True, cwd=ROOT, check=False
+        )
+    except OSError as e:
+        raise InputError(f"running libra-check: {e}") from e
+    if done.returncode != 0:
+        raise InputError(f"libra-check failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
 
 
-def setting_defaults():
-    """The keys of the dispatcher's `settings` variable and their defaults (src/config.rs)."""
-    source = (ROOT / "src" / "config.rs").read_text(encoding="utf-8")
-    m = re.search(r"pub const SETTINGS: &\[\(&str, &str\)\] = &\[(.*?)\];", source, re.S)
-    if not m:
-        raise InputError("src/config.rs: SETTINGS not found")
-    return dict(re.findall(r'\("(\w+)", "([^"]*)"\)', m.group(1)))
-
-
-# Rust's `str::trim`: the Unicode White_Space characters. Python's `str.strip()` would also
-# strip U+001C-U+001F, which the dispatcher keeps.
-_RUST_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
-
-
-def settings(value):
-    """The `settings` variable as the dispatcher reads it (src/config.rs, `Settings::parse`): the
-    keys it gives, by name. Raises ValueError where the dispatcher would refuse it (500
-    configuration_error on every request), naming a key only when it is close to a real one,
-    never a value."""
-    known = setting_defaults()
-    given = {}
-    entries = [e.strip(_RUST_WHITESPACE) for e in re.split(r"[;\n\r]", value or "")]
-    for index, entry in enumerate([e for e in entries if e], start=1):
-        key, sep, val = entry.partition("=")
-        key = key.strip(_RUST_WHITESPACE)
-        if not sep:
-            raise ValueError(f"entry {index} is not key=value")
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-            raise ValueError(f"unknown key {key!r} (did you mean {close[0]!r}?)" if close else f"entry {index} has an unknown key")
-        if key in given:
-            raise ValueError(f"sets {key!r} twice")
-        given[key] = val.strip(_RUST_WHITESPACE)
-    return given
-
-
-def parse_template(raw):
-    """worker_url_template as the dispatcher reads it (src/remote.rs): (scheme, host with
-    {worker}, port or None), or a problem string."""
-    raw = raw.strip()
-    scheme, sep, rest = raw.partition("://")
-    if not sep or scheme.lower() not in ("http", "https"):
-        return "must start with http:// or https://"
-    authority = rest[:-1] if rest.endswith("/") else rest
-    if any(c in authority for c in "/?#"):
-        return "must be an origin: no path, query or fragment"
-    if "@" in authority:
-        return "must not contain userinfo"
-    host, port = authority, None
-    if ":" in authority and "}" not in authority.rsplit(":", 1)[1]:
-        host, port_text = authority.rsplit(":", 1)
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            return f"{port_text!r} is not a port"
-        port = int(port_text)
-    if host.count("{worker}") != 1 or re.search(r"[{}]", host.replace("{worker}", "")):
-        return "the host must contain {worker} once, and nothing else in braces"
-    return scheme.lower(), host.lower(), port
+def _problem_text(problem):
+    if problem.get("setting"):
+        return f"setting '{problem['setting']}': {problem['problem']}"
+    return f"{problem.get('variable')}: {problem.get('problem') or 'cannot be read'}"
 
 
 def allowed_host_covers(entry, scheme, host, port):
@@ -486,24 +451,27 @@ class Checker:
             decl = declared.get(vname)
             return str(decl.get("default", "")) if isinstance(decl, dict) else None
 
-        defaults = setting_defaults()
-        given = {}
+        report = None
         if "settings" in read:
             raw = variable_value("settings")
             if raw is None:
                 self.problem(f"{doc}: variable 'settings' comes from valueFrom: keep it a plain value, so it can be checked")
             else:
-                try:
-                    given = settings(raw)
-                except ValueError as problem:
+                report = dispatcher_settings(raw, probe_hosts(spec))
+                if not report["ok"]:
                     # The checks below would only repeat it with every setting at its default.
-                    self.problem(f"{doc}: variable 'settings': {problem}; the dispatcher would refuse every request")
+                    self.problem(
+                        f"{doc}: variable 'settings': {_problem_text(report['problem'])}; "
+                        "the dispatcher would refuse the requests that need it"
+                    )
                     return None
+        if report is None:
+            report = dispatcher_settings("", probe_hosts(spec))
 
         def value_of(vname):
             """A key of `settings` (given, or its default) or a variable, as the dispatcher sees it."""
-            if vname in defaults:
-                return given.get(vname, defaults[vname])
+            if vname in report["effective"]:
+                return report["effective"][vname]
             return variable_value(vname)
 
         # Runtime config: replicas must share the key-value store (the lookup caches).
@@ -529,8 +497,8 @@ class Checker:
                 self.problem(f"{args.runtime_config}: [key_value_store.default] url must be a redis:// or rediss:// URL")
 
         # Probes reach the pod by IP: without a dispatcher Host they would be custom-domain lookups.
-        base_domain = _host_of(value_of("base_domain"))
-        dispatcher_hosts = {base_domain} | {_host_of(h) for h in (value_of("dispatcher_hosts") or "").split(",") if h.strip()}
+        base_domain = report["base_domain"]
+        dispatcher_hosts = {base_domain} | set(report["dispatcher_hosts"])
         for kind in ("readiness", "liveness"):
             probe = _get(spec, "checks", kind)
             if probe is None:
@@ -540,7 +508,7 @@ class Checker:
             if get.get("path") != "/health":
                 self.problem(f"{where}: httpGet.path should be /health")
             hosts = [h.get("value") for h in (get.get("httpHeaders") or []) if isinstance(h, dict) and str(h.get("name", "")).lower() == "host"]
-            if not hosts or _host_of(hosts[0]) not in dispatcher_hosts:
+            if not hosts or report["probe_hosts"].get(hosts[0]) not in dispatcher_hosts:
                 self.problem(f"{where}: needs an httpHeaders Host that is a dispatcher host ({', '.join(sorted(dispatcher_hosts))})")
 
         # Secrets: every secretKeyRef must name a key of a Secret in the example file.
@@ -572,29 +540,23 @@ class Checker:
         if args.ingress:
             self.ingress(doc, base_domain)
 
-        local_workers = {w.strip().lower() for w in (value_of("workers") or "").split(",") if w.strip()}
-        template = (value_of("worker_url_template") or "").strip()
+        template = report.get("worker_url_template")
         if template:
-            self.remote(doc, component, set_vars, value_of, template, base_domain, dispatcher_hosts)
+            self.remote(doc, component, set_vars, value_of, template)
         return {
             "doc": doc,
             "template": template,
+            "template_text": (value_of("worker_url_template") or "").strip(),
             "remote_hosts": value_of("remote_hosts") or "",
-            "local_workers": local_workers,
-            "reserved": {n.strip().lower() for n in (value_of("reserved_names") or "").split(",") if n.strip()},
+            "local_workers": set(report.get("local_workers") or []),
+            "reserved": set(report["reserved_names"]),
         }
 
-    def remote(self, doc, component, set_vars, value_of, template, base_domain, dispatcher_hosts):
-        """worker_url_template, remote_hosts and membership, as the dispatcher will read them."""
-        parsed = parse_template(template)
-        if isinstance(parsed, str):
-            self.problem(f"{doc}: worker_url_template {template!r} {parsed}")
-            return
-        scheme, host, port = parsed
+    def remote(self, doc, component, set_vars, value_of, template):
+        """remote_hosts and membership for the template the dispatcher parsed (which refuses a
+        template that is malformed or falls under the dispatcher's own hosts)."""
+        scheme, host, port = template["scheme"], template["host"], template["port"]
         sample = host.replace("{worker}", "w0")
-        for own in dispatcher_hosts:
-            if sample == own or sample.endswith(f".{own}"):
-                self.problem(f"{doc}: worker_url_template's host falls under the dispatcher's own host {own!r}: requests would loop back")
         if "{{ remote_hosts }}" not in [re.sub(r"\{\{\s*(\w+)\s*\}\}", r"{{ \1 }}", str(h)) for h in component.get("allowed_outbound_hosts", [])]:
             self.problem(f"{self.args.spin_toml}: [component.{self.args.component}] allowed_outbound_hosts lacks \"{{{{ remote_hosts }}}}\"")
         remote_hosts = value_of("remote_hosts") or ""
@@ -657,7 +619,7 @@ class Checker:
         name, namespace = app.name or "", app.namespace
         if not namespace:
             self.problem(f"{app}: metadata.namespace must be set: it is part of the worker's host")
-        reserved = _reserved_names() | (dispatcher["reserved"] if dispatcher else set())
+        reserved = dispatcher["reserved"] if dispatcher else set()
         if not LABEL.fullmatch(name) or name in reserved:
             self.problem(f"{app}: {name!r} is not a worker name (a lowercase RFC 1123 label, not reserved)")
         if dispatcher:
@@ -673,14 +635,11 @@ class Checker:
         if not template:
             self.problem(f"{doc}: worker_url_template is not set, so no tenant SpinApp is ever reached")
             return
-        parsed = parse_template(template)
-        if isinstance(parsed, str):
-            return  # reported with the dispatcher
-        scheme, host, port = parsed
+        scheme, host, port = template["scheme"], template["host"], template["port"]
         want = f"{{worker}}.{app.namespace}.{CLUSTER_DOMAIN}"
         if host != want or scheme != "http" or port not in (None, SERVICE_PORT):
             self.problem(
-                f"{doc}: worker_url_template is {template!r}; tenant SpinApps in namespace {app.namespace!r} "
+                f"{doc}: worker_url_template is {dispatcher['template_text']!r}; tenant SpinApps in namespace {app.namespace!r} "
                 f"are reached at their operator-made Service, http://{want} (port {SERVICE_PORT})"
             )
         actual = host.replace("{worker}", app.name or "")

@@ -28,52 +28,8 @@ use crate::hostname;
 use crate::pipeline::worker_name::WorkerName;
 use crate::remote::WorkerUrlTemplate;
 
-/// The application variable that holds every setting below.
-pub const SETTINGS_VARIABLE: &str = "settings";
-
-/// Every key of `settings`, with the default a key that is not given takes.
-pub const SETTINGS: &[(&str, &str)] = &[
-    ("base_domain", "localhost"),
-    ("dispatcher_hosts", "localhost,127.0.0.1"),
-    ("reserved_names", ""),
-    ("workers", ""),
-    ("namespace", "default"),
-    ("environment", "development"),
-    ("max_body_bytes", "10485760"),
-    ("upstream_timeout_ms", "30000"),
-    ("idle_timeout_ms", "30000"),
-    ("log_level", "info"),
-    ("domain_cache_ttl_s", "60"),
-    ("domain_negative_ttl_s", "10"),
-    ("db_timeout_ms", "2000"),
-    ("worker_url_template", ""),
-    ("remote_workers", ""),
-    ("max_loop_count", "1"),
-    ("rate_limits", ""),
-    ("breakers", ""),
-    ("limit_overrides", "off"),
-    ("limits_on_store_error", "open"),
-];
-
-/// The application variables of `spin.toml`, with their defaults. `spin.toml` declares exactly
-/// these; a test keeps the two in step. Each one is a cost on every component of the app that
-/// sends a request (see the module's note), so there are few.
-pub const VARIABLES: &[(&str, &str)] = &[
-    (SETTINGS_VARIABLE, ""),
-    ("postgres_url", ""),
-    ("admin_token", ""),
-    ("postgres_host", "localhost:5432"),
-    ("remote_hosts", "https://remote-workers.invalid"),
-];
-
-/// The application variables the dispatcher reads itself (the others only fill
-/// `allowed_outbound_hosts`): its `[component.dispatcher.variables]`.
-pub const READ: &[&str] = &[SETTINGS_VARIABLE, "postgres_url", "admin_token"];
-
-/// Whether `name` is a key of `settings` (rather than an application variable).
-pub fn is_setting(name: &str) -> bool {
-    SETTINGS.iter().any(|(key, _)| *key == name)
-}
+use crate::settings_table::{self, SETTINGS, VARIABLES};
+pub use crate::settings_table::{SETTINGS_VARIABLE, default_of, is_setting};
 
 /// The `settings` variable, split into its keys. Entries are `key=value`, separated by `;` or
 /// line breaks; blanks around keys and values and empty entries are ignored, and a value may
@@ -103,7 +59,7 @@ impl Settings {
                 .split_once('=')
                 .ok_or_else(|| fail(format!("entry {} is not key=value", index + 1)))?;
             let key = key.trim();
-            let Some(&(known, _)) = SETTINGS.iter().find(|(name, _)| *name == key) else {
+            let Some(known) = settings_table::setting_named(key).map(|setting| setting.name) else {
                 return Err(fail(unknown_key(key, index + 1)));
             };
             if given.iter().any(|(name, _)| *name == known) {
@@ -119,7 +75,7 @@ impl Settings {
         Settings {
             given: SETTINGS
                 .iter()
-                .filter_map(|(key, _)| lookup(key).map(|value| (*key, value)))
+                .filter_map(|setting| lookup(setting.name).map(|value| (setting.name, value)))
                 .collect(),
         }
     }
@@ -142,12 +98,12 @@ impl Settings {
 /// it probably means). Anything else may be a value pasted in the wrong place, a secret even,
 /// so it is never echoed: the entry's position finds it.
 fn unknown_key(key: &str, entry: usize) -> String {
-    if VARIABLES.iter().any(|(name, _)| *name == key) {
+    if VARIABLES.iter().any(|variable| variable.name == key) {
         return format!("names '{key}', which is an application variable of its own, not a setting");
     }
     let closest = SETTINGS
         .iter()
-        .map(|(name, _)| (strsim::levenshtein(key, name), *name))
+        .map(|setting| (strsim::levenshtein(key, setting.name), setting.name))
         .min();
     match closest {
         Some((distance, name)) if distance <= 2 => {
@@ -248,17 +204,9 @@ impl Config {
             NO_LOCAL_WORKERS => Cow::Borrowed(""),
             listed => Cow::Owned(listed.to_string()),
         };
-        let upstream_timeout_ms = get("upstream_timeout_ms")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| *ms > 0)
-            .ok_or_else(|| {
-                fail(
-                    "upstream_timeout_ms",
-                    "not a positive whole number of milliseconds".into(),
-                )
-            })?;
+        let number =
+            |name: &'static str| settings_table::number(name, get(name)).map_err(|problem| fail(name, problem));
+        let upstream_timeout_ms = number("upstream_timeout_ms")?;
         let log_level = get("log_level").trim();
         let log_level = [
             ("debug", LogLevel::Debug),
@@ -270,12 +218,7 @@ impl Config {
         .into_iter()
         .find_map(|(name, level)| log_level.eq_ignore_ascii_case(name).then_some(level))
         .ok_or_else(|| fail("log_level", "not one of debug, info, warn, error".into()))?;
-        let idle_timeout_ms = get("idle_timeout_ms")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| *ms > 0)
-            .ok_or_else(|| fail("idle_timeout_ms", "not a positive whole number of milliseconds".into()))?;
+        let idle_timeout_ms = number("idle_timeout_ms")?;
         Ok(Config {
             base_domain,
             dispatcher_hosts,
@@ -322,6 +265,19 @@ impl Config {
                 problem: problem.problem,
             },
         )
+    }
+
+    /// Parses every setting now, rather than when a request needs it: for `libra-check` and the
+    /// tests, so a value is refused before any request meets it.
+    pub fn check_all(&self) -> Result<(), ConfigError> {
+        self.namespace()?;
+        self.remote()?;
+        self.misses()?;
+        self.limit(Limit::MaxBodyBytes)?;
+        self.limit(Limit::MaxLoopCount)?;
+        self.limits()?;
+        self.workers()?;
+        Ok(())
     }
 
     /// Informational only (`/health`).
@@ -437,22 +393,17 @@ pub fn remote_from(lookup: impl Fn(&str) -> Option<String>, config: &Config) -> 
 
 impl MissSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<MissSettings, ConfigError> {
-        let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
-            lookup(name)
-                .unwrap_or_else(|| default_of(name).to_string())
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= min)
-                .ok_or_else(|| ConfigError {
-                    variable: name,
-                    problem: format!("not a whole number of at least {min}"),
-                })
+        let number = |name: &'static str| -> Result<u64, ConfigError> {
+            let value = lookup(name).unwrap_or_else(|| default_of(name).to_string());
+            settings_table::number(name, &value).map_err(|problem| ConfigError {
+                variable: name,
+                problem,
+            })
         };
         Ok(MissSettings {
-            cache_ttl_s: number("domain_cache_ttl_s", 0)?,
-            negative_ttl_s: number("domain_negative_ttl_s", 0)?,
-            db_timeout_ms: number("db_timeout_ms", 1)?,
+            cache_ttl_s: number("domain_cache_ttl_s")?,
+            negative_ttl_s: number("domain_negative_ttl_s")?,
+            db_timeout_ms: number("db_timeout_ms")?,
         })
     }
 }
@@ -468,7 +419,7 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// The variable's name, in `spin.toml` and in [`VARIABLES`].
+    /// The setting's name.
     pub fn variable(self) -> &'static str {
         match self {
             Limit::MaxBodyBytes => "max_body_bytes",
@@ -476,32 +427,15 @@ impl Limit {
         }
     }
 
-    /// The limit from its variable (`None`: not defined, its default).
+    /// The limit from its setting (`None`: not given, its default).
     pub fn parse(self, value: Option<String>) -> Result<u64, ConfigError> {
         let name = self.variable();
-        let problem = match self {
-            Limit::MaxBodyBytes => "not a whole number of bytes",
-            Limit::MaxLoopCount => "not a whole number",
-        };
-        value
-            .unwrap_or_else(|| default_of(name).to_string())
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ConfigError {
-                variable: name,
-                problem: problem.into(),
-            })
+        let value = value.unwrap_or_else(|| default_of(name).to_string());
+        settings_table::number(name, &value).map_err(|problem| ConfigError {
+            variable: name,
+            problem,
+        })
     }
-}
-
-/// The default of a key of [`SETTINGS`] or a variable of [`VARIABLES`] (empty for an unknown
-/// name).
-pub fn default_of(name: &str) -> &'static str {
-    SETTINGS
-        .iter()
-        .chain(VARIABLES)
-        .find(|(n, _)| *n == name)
-        .map_or("", |(_, default)| default)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -648,17 +582,54 @@ mod tests {
         }
     }
 
+    /// The table's defaults, bounds and choices are what the parsers accept: every default
+    /// parses, every bound holds on both sides, every choice is taken and nothing else is.
     #[test]
-    fn every_setting_and_variable_has_one_default() {
-        for (name, default) in SETTINGS.iter().chain(VARIABLES) {
-            assert_eq!(default_of(name), *default, "{name}");
+    fn the_parsers_accept_what_the_settings_table_says() {
+        use crate::settings_table::Kind;
+        config(&[]).unwrap().check_all().unwrap();
+        let refused = |name: &str, value: &str| {
+            let problem = config(&[(name, value)]).and_then(|config| config.check_all());
+            assert_eq!(
+                problem.map_err(|e| e.variable),
+                Err(setting_name(name)),
+                "{name}={value}"
+            );
+        };
+        let accepted = |name: &str, value: &str| {
+            config(&[(name, value)])
+                .and_then(|c| c.check_all())
+                .unwrap_or_else(|e| panic!("{name}={value}: {e:?}"));
+        };
+        for setting in SETTINGS {
+            match setting.kind {
+                Kind::Number { min, .. } => {
+                    accepted(setting.name, &min.to_string());
+                    if min > 0 {
+                        refused(setting.name, &(min - 1).to_string());
+                    }
+                    refused(setting.name, "a lot");
+                }
+                Kind::Choice(words) => {
+                    for word in words {
+                        accepted(setting.name, word);
+                    }
+                    refused(setting.name, "something else");
+                }
+                Kind::Host => refused(setting.name, "not a host"),
+                Kind::Hosts => refused(setting.name, "ok.example, not a host"),
+                Kind::Namespace => refused(setting.name, "a:b"),
+                Kind::UrlTemplate => refused(setting.name, "ftp://{worker}.x.test"),
+                Kind::RateLimits => refused(setting.name, "*:3/fortnight"),
+                Kind::Breakers => refused(setting.name, "*:5"),
+                Kind::Workers => refused(setting.name, "ok,bad_name"),
+                Kind::Names | Kind::Text => {}
+            }
         }
-        assert!(
-            SETTINGS
-                .iter()
-                .all(|(key, _)| is_setting(key) && !VARIABLES.iter().any(|(v, _)| v == key))
-        );
-        assert!(READ.iter().all(|name| VARIABLES.iter().any(|(v, _)| v == name)));
+    }
+
+    fn setting_name(name: &str) -> &'static str {
+        crate::settings_table::setting_named(name).unwrap().name
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod postgres_url;
 pub mod remote;
 pub mod request_id;
+pub mod settings_table;
 pub mod time;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

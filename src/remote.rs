@@ -99,6 +99,15 @@ impl WorkerUrlTemplate {
         Ok(template)
     }
 
+    /// The host with `{worker}` in it, lowercase.
+    pub fn host_pattern(&self) -> String {
+        self.host_for(PLACEHOLDER)
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
     fn host_for(&self, worker: &str) -> String {
         [self.prefix.as_str(), worker, self.suffix.as_str()].concat()
     }

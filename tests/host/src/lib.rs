@@ -14,6 +14,7 @@
 
 mod bindings;
 mod chaining;
+pub mod generated;
 pub mod harness;
 mod http_server;
 mod key_value;

@@ -1,7 +1,7 @@
 //! The shipped `spin.toml` agrees with the dispatcher's code.
 
-use libra_dispatcher::config::{READ, VARIABLES};
 use libra_dispatcher::pipeline::worker_name::DOCS_COMPONENT;
+use libra_dispatcher::settings_table::VARIABLES;
 use libra_test_host::{Manifest, project_root};
 
 fn manifest() -> Manifest {
@@ -59,16 +59,17 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
         let manifest = Manifest::load(&project_root().join(path)).unwrap();
         let mut declared: Vec<&str> = manifest.variables.keys().map(String::as_str).collect();
         declared.sort();
-        let mut known: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+        let mut known: Vec<&str> = VARIABLES.iter().map(|variable| variable.name).collect();
         known.sort();
         // Spin resolves every application variable for each instance that sends a request:
         // one more is a cost on every request, so none is declared that the code does not know.
         assert_eq!(declared, known, "{path}: [variables]");
         // The dispatcher reads each variable it needs through a component variable of the same
         // name, and nothing else.
-        let expected: std::collections::BTreeMap<String, String> = READ
+        let expected: std::collections::BTreeMap<String, String> = VARIABLES
             .iter()
-            .map(|name| (name.to_string(), format!("{{{{ {name} }}}}")))
+            .filter(|variable| variable.read)
+            .map(|variable| (variable.name.to_string(), format!("{{{{ {} }}}}", variable.name)))
             .collect();
         assert_eq!(
             manifest.component["dispatcher"].variables, expected,
@@ -76,11 +77,17 @@ fn every_variable_the_code_reads_is_declared_with_the_same_default() {
         );
     }
     let manifest = manifest();
-    for (name, default) in VARIABLES {
+    for variable in VARIABLES {
         assert_eq!(
-            manifest.variables[*name].default.as_deref(),
-            Some(*default),
-            "spin.toml: default of {name}"
+            manifest.variables[variable.name].default.as_deref(),
+            Some(variable.default),
+            "spin.toml: default of {}",
+            variable.name
+        );
+        assert_eq!(
+            manifest.variables[variable.name].secret, variable.secret,
+            "spin.toml: secret of {}",
+            variable.name
         );
     }
 }
@@ -127,4 +134,16 @@ fn every_store_and_database_label_is_granted_to_one_component_at_most() {
             }
         }
     }
+}
+
+/// `spin.toml`'s list of settings and `docs/configuration.md`'s tables are generated from the one
+/// settings table (`src/settings_table.rs`).
+#[test]
+fn the_generated_lists_and_tables_are_up_to_date() {
+    let stale = libra_test_host::generated::stale().unwrap();
+    let files: Vec<&str> = stale.iter().map(|(file, _)| *file).collect();
+    assert!(
+        files.is_empty(),
+        "out of date with src/settings_table.rs: {files:?}; run `cargo run -p libra-test-host --bin libra-check -- generate`"
+    );
 }
