@@ -3,8 +3,8 @@
 //! 1. A 64 KiB stack. Spin (and the test host, which copies its engine settings) recycles a
 //!    component's linear memory after every request by writing back up to
 //!    `linear_memory_keep_resident` (2 MiB) of it, so each byte of memory the dispatcher has
-//!    costs time on every request. Rust's default 1 MiB stack was most of that memory (see the
-//!    README's "Performance"). The dispatcher needs less than 16 KiB of stack (the whole test
+//!    costs time on every request. Rust's default 1 MiB stack was most of that memory (see
+//!    docs/performance.md). The dispatcher needs less than 16 KiB of stack (the whole test
 //!    suite passes with that); 64 KiB leaves four times that. Rust places the stack first in
 //!    linear memory, so an overflow traps instead of overwriting data.
 //! 2. The namespace of local workers, derived from `spin.toml`: every component with a private
@@ -14,11 +14,15 @@
 
 use std::path::Path;
 
+#[path = "src/docs_component.rs"]
+mod docs_component;
+
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
         println!("cargo::rustc-link-arg-cdylib=-zstack-size=65536");
     }
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/docs_component.rs");
 
     let manifest = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("spin.toml");
     println!("cargo::rerun-if-changed={}", manifest.display());
@@ -48,7 +52,7 @@ fn private_components(manifest: &Path) -> Vec<String> {
                 == Some(true)
         })
         .filter_map(|trigger| trigger.get("component").and_then(toml::Value::as_str))
-        .filter(|id| *id != "docs")
+        .filter(|id| *id != docs_component::DOCS_COMPONENT)
         .map(str::to_string)
         .collect();
     workers.sort();

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Checks the SpinKube manifests with no cluster: every document against its published schema,
-then against spin.toml and against each other.
+"""Checks the SpinKube manifests of a directory with no cluster: every document against its
+published schema, then against spin.toml and against each other.
 
-    target/python/bin/python scripts/check-spinapp.py deploy/spinkube/spinapp.yaml \
-        [--spin-toml spin.toml] [--component dispatcher] [--secret secret.example.yaml] \
-        [--runtime-config runtime-config.toml] [--ingress ingress.yaml] \
-        [--tenant tenant-spinapp.yaml] [--hpa hpa.yaml] [--workers-namespace workers-namespace.yaml] \
-        [--crd-dir ../shared/reference/spinkube] [--kubernetes-version 1.37]
+    target/python/bin/python scripts/check-spinapp.py [deploy/spinkube] \
+        [--spin-toml spin.toml] [--component dispatcher] [--crd-dir ../shared/reference/spinkube] \
+        [--kubernetes-version 1.37] [--ingress-class nginx] [--gateway-class eg]
+
+The directory holds the files of docs/deployment.md's SpinKube steps, by name: spinapp.yaml (the
+dispatcher), namespaces.yaml, secret.example.yaml, runtime-config.toml, redis.yaml, hpa.yaml,
+tenant-spinapp.yaml, tls.yaml, gateway.yaml and ingress.yaml. Every one must be there.
 
 Schemas:
 - SpinApp and SpinAppExecutor: the openAPIV3Schema of SpinKube's CRDs (--crd-dir; by default
@@ -14,16 +16,20 @@ Schemas:
   of OpenAPI 3.0's schema object (boolean exclusiveMinimum): `nullable` becomes a "null" type,
   `x-kubernetes-int-or-string` an integer-or-string, list-type `set` uniqueItems, int32/int64
   formats bounds; CEL rules (`x-kubernetes-validations`) would be reported as not evaluated.
-- Kubernetes' own kinds (Namespace, Secret, Service, Ingress, NetworkPolicy,
+- Kubernetes' own kinds (Namespace, Secret, Service, Deployment, Ingress, NetworkPolicy,
   HorizontalPodAutoscaler, and every object's metadata): kubernetes-validate's bundled schemas
   for --kubernetes-version.
 - Both strict: an unknown field is an error, as `kubectl apply` (server-side field validation,
   Strict by default) makes it. So is a duplicate key.
-- cert-manager's kinds (ClusterIssuer, Certificate) have no schema here: only the project checks.
+- cert-manager's kinds (ClusterIssuer, Certificate) and Gateway API's (Gateway, HTTPRoute) have
+  no schema available offline: the project checks below, and the top-level `spec` fields of
+  each kind checked against the fields these files use (UNSCHEMED_SPEC_FIELDS), so a misspelt
+  one is not silently ignored.
 
 Needs PyYAML, jsonschema and kubernetes-validate, pinned in tests/python/requirements.txt and
-installed in target/python by scripts/python-env. Prints every problem found and exits 1 when
-there is one, 2 when a file or module is missing.
+installed in target/python by scripts/python-env. Prints every problem found, each naming the
+file, the object and the field, and exits 1 when there is one, 2 when a file or module is
+missing.
 """
 
 import argparse
@@ -62,8 +68,43 @@ EXECUTOR = "containerd-shim-spin"
 SERVICE_PORT = 80
 APP_NAME_LABEL = f"{SPINKUBE_GROUP}/app-name"
 CLUSTER_DOMAIN = "svc.cluster.local"
-# Kinds with no schema available offline: checked by the project checks only.
-UNSCHEMED_GROUPS = ("cert-manager.io", "acme.cert-manager.io")
+# Kinds with no schema available offline: checked by the project checks only, and their
+# spec's own fields against the published API's (cert-manager v1, Gateway API v1).
+UNSCHEMED_GROUPS = ("cert-manager.io", "acme.cert-manager.io", "gateway.networking.k8s.io")
+UNSCHEMED_SPEC_FIELDS = {
+    "ClusterIssuer": {"acme", "ca", "selfSigned", "vault", "venafi"},
+    "Issuer": {"acme", "ca", "selfSigned", "vault", "venafi"},
+    "Certificate": {
+        "secretName", "issuerRef", "dnsNames", "commonName", "duration", "renewBefore", "ipAddresses",
+        "uris", "emailAddresses", "privateKey", "usages", "isCA", "subject", "secretTemplate",
+        "keystores", "revisionHistoryLimit", "additionalOutputFormats", "literalSubject",
+        "renewBeforePercentage", "nameConstraints", "otherNames", "encodeUsagesInRequest",
+    },
+    "Gateway": {"gatewayClassName", "listeners", "addresses", "infrastructure", "backendTLS", "allowedListeners"},
+    "HTTPRoute": {"parentRefs", "hostnames", "rules"},
+}
+# The RuntimeClass the containerd-shim-spin installer (and SpinKube's quickstart) creates.
+RUNTIME_CLASS = "wasmtime-spin-v2"
+# The files of a deployment directory.
+FILES = {
+    "spinapp": "spinapp.yaml",
+    "namespaces": "namespaces.yaml",
+    "secret": "secret.example.yaml",
+    "runtime_config": "runtime-config.toml",
+    "redis": "redis.yaml",
+    "hpa": "hpa.yaml",
+    "tenant": "tenant-spinapp.yaml",
+    "tls": "tls.yaml",
+    "gateway": "gateway.yaml",
+    "ingress": "ingress.yaml",
+}
+# An OCI image reference, after distribution/reference's grammar: [domain[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 
 LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123 label: worker names
 DNS1035 = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")  # Service names
@@ -220,7 +261,13 @@ class Schemas:
             problems += self._kubernetes({"apiVersion": "v1", "kind": "ConfigMap", "metadata": body.get("metadata")}, doc)
             return f"the {kind} CRD ({source})", problems
         if api_version.split("/")[0] in UNSCHEMED_GROUPS:
-            return None, []
+            known = UNSCHEMED_SPEC_FIELDS.get(kind)
+            spec = body.get("spec")
+            if known is None:
+                return "nothing", [f"{doc}: no checks for {kind} {api_version}"]
+            if not isinstance(spec, dict):
+                return None, [f"{doc}: spec: must be a mapping"]
+            return None, [f"{doc}: spec.{field}: not a field of {kind} (known: {', '.join(sorted(known))})" for field in spec if field not in known]
         if api_version.split("/")[0].endswith(SPINKUBE_GROUP):
             return "nothing", [f"{doc}: no CRD for {kind} {api_version} in the CRD directory"]
         return f"Kubernetes {self.kubernetes_version}", self._kubernetes(body, doc)
@@ -347,13 +394,17 @@ class Checker:
     def problem(self, text):
         self.problems.append(text)
 
-    def load(self, path):
+    def path(self, key):
+        return str(Path(self.args.directory) / FILES[key])
+
+    def load(self, key):
+        path = self.path(key)
         docs = load_documents(path)
         for doc in docs:
             how, problems = self.schemas.check(doc)
             self.problems += problems
             if how is None:
-                self.report.append(f"{doc}: no schema available (cert-manager); project checks only")
+                self.report.append(f"{doc}: no schema available offline; its spec fields and the project checks only")
             else:
                 self.report.append(f"{doc}: schema-checked against {how}")
         return docs
@@ -368,6 +419,11 @@ class Checker:
                 f"{doc}: metadata.name must be a DNS-1035 label (lowercase letters, digits and "
                 "'-', starting with a letter): the operator gives its Service this name"
             )
+        if not doc.namespace:
+            self.problem(f"{doc}: metadata.namespace must be set: the namespaces, Secrets and policies refer to it")
+        image = spec.get("image")
+        if not isinstance(image, str) or not IMAGE_REFERENCE.fullmatch(image) or len(image.split("@")[0]) > 255:
+            self.problem(f"{doc}: spec.image {image!r} is not an OCI image reference ([registry[:port]/]name[:tag][@digest], lowercase name)")
         if spec.get("executor") != EXECUTOR:
             self.problem(f"{doc}: spec.executor is {spec.get('executor')!r}, expected {EXECUTOR!r}")
         # The operator's admission webhook (spin-operator internal/webhook/spinapp_validating.go).
@@ -382,6 +438,7 @@ class Checker:
 
     def dispatcher(self):
         args = self.args
+        spinapp_path, secret_path, rc_path = self.path("spinapp"), self.path("secret"), self.path("runtime_config")
         with open(args.spin_toml, "rb") as f:
             manifest = tomllib.load(f)
         declared = manifest.get("variables", {})
@@ -395,9 +452,9 @@ class Checker:
             self.problem(f"{args.spin_toml}: component {args.component} uses '{vname}', not in [variables]")
         secret_vars = {n for n, d in declared.items() if isinstance(d, dict) and d.get("secret")}
 
-        docs = self.load(args.spinapp)
+        docs = self.load("spinapp")
         if len(docs) != 1 or docs[0].kind != "SpinApp":
-            self.problem(f"{args.spinapp}: expected exactly one document, the SpinApp")
+            self.problem(f"{spinapp_path}: expected exactly one document, the SpinApp")
             return None
         doc = docs[0]
         app = doc.body
@@ -487,14 +544,16 @@ class Checker:
                 f"{doc}: several replicas but the `default` key-value store stays inside each pod; "
                 "put it on Redis (runtimeConfig.loadFromSecret or keyValueStores)"
             )
-        if args.runtime_config:
-            with open(args.runtime_config, "rb") as f:
-                rc_toml = tomllib.load(f)
-            kv = _get(rc_toml, "key_value_store", "default")
-            if not isinstance(kv, dict) or kv.get("type") != "redis":
-                self.problem(f"{args.runtime_config}: [key_value_store.default] must have type = \"redis\" so replicas share it")
-            elif not str(kv.get("url", "")).startswith(("redis://", "rediss://")):
-                self.problem(f"{args.runtime_config}: [key_value_store.default] url must be a redis:// or rediss:// URL")
+        with open(rc_path, "rb") as f:
+            rc_toml = tomllib.load(f)
+        kv = _get(rc_toml, "key_value_store", "default")
+        redis_url = None
+        if not isinstance(kv, dict) or kv.get("type") != "redis":
+            self.problem(f"{rc_path}: [key_value_store.default] must have type = \"redis\" so replicas share it")
+        elif not str(kv.get("url", "")).startswith(("redis://", "rediss://")):
+            self.problem(f"{rc_path}: [key_value_store.default] url must be a redis:// or rediss:// URL")
+        else:
+            redis_url = urlsplit(str(kv["url"]))
 
         # Probes reach the pod by IP: without a dispatcher Host they would be custom-domain lookups.
         base_domain = report["base_domain"]
@@ -511,34 +570,42 @@ class Checker:
             if not hosts or report["probe_hosts"].get(hosts[0]) not in dispatcher_hosts:
                 self.problem(f"{where}: needs an httpHeaders Host that is a dispatcher host ({', '.join(sorted(dispatcher_hosts))})")
 
-        # Secrets: every secretKeyRef must name a key of a Secret in the example file.
-        if args.secret:
-            secrets = {}
-            for sdoc in self.load(args.secret):
-                if sdoc.kind == "Secret":
-                    secrets[sdoc.name] = {**(_get(sdoc.body, "data") or {}), **(_get(sdoc.body, "stringData") or {})}
-            for vname, var in set_vars.items():
-                ref = _get(var, "valueFrom", "secretKeyRef")
-                if not isinstance(ref, dict):
-                    continue
-                data = secrets.get(ref.get("name"))
-                if data is None:
-                    self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} is not in {args.secret}")
-                elif ref.get("key") not in data:
-                    self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} has no key {ref.get('key')!r}")
-                elif vname == "postgres_url" and "postgres_host" in read and data[ref["key"]]:
-                    url = urlsplit(str(data[ref["key"]]))
-                    want = f"{url.hostname}:{url.port or 5432}"
-                    have = value_of("postgres_host")
-                    if have != want:
-                        self.problem(
-                            f"{doc}: postgres_host is {have!r} but postgres_url in {args.secret} is at {want!r}: "
-                            "the dispatcher may only connect to postgres_host"
-                        )
+        # Secrets: every secretKeyRef must name a key of a Secret in the example file, in the
+        # SpinApp's own namespace (the only one a pod can read Secrets from).
+        secrets = {}
+        for sdoc in self.load("secret"):
+            if sdoc.kind == "Secret":
+                secrets.setdefault(sdoc.name, []).append(sdoc)
+        for vname, var in set_vars.items():
+            ref = _get(var, "valueFrom", "secretKeyRef")
+            if not isinstance(ref, dict):
+                continue
+            found = secrets.get(ref.get("name"), [])
+            here = [s for s in found if s.namespace == doc.namespace]
+            if not found:
+                self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} is not in {secret_path}")
+                continue
+            if not here:
+                self.problem(
+                    f"{found[0]}: metadata.namespace is {found[0].namespace!r}, but the SpinApp's secretKeyRef "
+                    f"for '{vname}' reads Secrets of its own namespace {doc.namespace!r}"
+                )
+                continue
+            data = {**(_get(here[0].body, "data") or {}), **(_get(here[0].body, "stringData") or {})}
+            if ref.get("key") not in data:
+                self.problem(f"{doc}: variable '{vname}': Secret {ref.get('name')!r} has no key {ref.get('key')!r}")
+            elif vname == "postgres_url" and "postgres_host" in read and data[ref["key"]]:
+                url = urlsplit(str(data[ref["key"]]))
+                want = f"{url.hostname}:{url.port or 5432}"
+                have = value_of("postgres_host")
+                if have != want:
+                    self.problem(
+                        f"{doc}: postgres_host is {have!r} but postgres_url in {secret_path} is at {want!r}: "
+                        "the dispatcher may only connect to postgres_host"
+                    )
 
-        # Ingress and certificate: both the apex and the wildcard, to the operator's Service.
-        if args.ingress:
-            self.ingress(doc, base_domain)
+        self.redis(doc, redis_url)
+        self.edge(doc, base_domain)
 
         template = report.get("worker_url_template")
         if template:
@@ -568,65 +635,225 @@ class Checker:
                 "each pod would ask its own empty SQLite file"
             )
 
-    def ingress(self, app, base_domain):
-        path = self.args.ingress
+    # -- the shared store -----------------------------------------------------------------------
+
+    def redis(self, app, redis_url):
+        """redis.yaml: the Service runtime-config.toml names, reachable from the dispatcher only."""
+        path = self.path("redis")
+        docs = self.load("redis")
+        services = [d for d in docs if d.kind == "Service"]
+        if redis_url is not None:
+            host, port = (redis_url.hostname or ""), (redis_url.port or 6379)
+            named = [
+                d for d in services
+                if host == f"{d.name}.{d.namespace}.{CLUSTER_DOMAIN}"
+                and port in [p.get("port") for p in _get(d.body, "spec", "ports") or []]
+            ]
+            if not named:
+                self.problem(
+                    f"{self.path('runtime_config')}: [key_value_store.default] url is at {host}:{port}, "
+                    f"not a Service of {path} (<name>.<namespace>.{CLUSTER_DOMAIN}:<port>)"
+                )
+        for deployment in (d for d in docs if d.kind == "Deployment"):
+            for i, container in enumerate(_get(deployment.body, "spec", "template", "spec", "containers") or []):
+                image = container.get("image") if isinstance(container, dict) else None
+                if not isinstance(image, str) or not IMAGE_REFERENCE.fullmatch(image):
+                    self.problem(f"{deployment}: spec.template.spec.containers[{i}].image {image!r} is not an OCI image reference")
+        policies = [d for d in docs if d.kind == "NetworkPolicy"]
+        if not policies:
+            self.problem(f"{path}: no NetworkPolicy: every pod of the cluster, tenants included, could reach Redis")
+        for policy in policies:
+            self.only_the_dispatcher(policy, app, app.namespace)
+
+    def only_the_dispatcher(self, policy, app, namespace):
+        """A NetworkPolicy whose every peer is the dispatcher's pods: one peer with the pod label
+        and, when the policy lives elsewhere, the dispatcher's namespace, both in the same item
+        (an AND). Two items would be an OR."""
+        if "Ingress" not in (_get(policy.body, "spec", "policyTypes") or ["Ingress"]):
+            self.problem(f"{policy}: spec.policyTypes lacks Ingress, so it restricts nothing that comes in")
+        rules = _get(policy.body, "spec", "ingress") or []
+        if not rules:
+            self.problem(f"{policy}: spec.ingress is empty: it admits no one, the dispatcher included")
+        for r, rule in enumerate(rules):
+            peers = rule.get("from") if isinstance(rule, dict) else None
+            if not peers:
+                self.problem(f"{policy}: spec.ingress[{r}].from is empty, which admits every source")
+                continue
+            for i, peer in enumerate(peers):
+                where = f"{policy}: spec.ingress[{r}].from[{i}]"
+                if not isinstance(peer, dict):
+                    continue
+                if "ipBlock" in peer:
+                    self.problem(f"{where}.ipBlock: pod addresses change; admit the dispatcher by its labels")
+                    continue
+                labels = _get(peer, "podSelector", "matchLabels") or {}
+                if "podSelector" not in peer or labels.get(APP_NAME_LABEL) != app.name:
+                    self.problem(
+                        f"{where}.podSelector: must select the dispatcher's pods ({APP_NAME_LABEL}: {app.name}) "
+                        "in the same peer as the namespaceSelector; a peer without it admits a whole namespace"
+                    )
+                if policy.namespace == namespace:
+                    if "namespaceSelector" in peer:
+                        self.problem(f"{where}.namespaceSelector: the dispatcher is in this namespace; drop the selector")
+                    continue
+                selector = peer.get("namespaceSelector")
+                names = (_get(selector, "matchLabels") or {}).get("kubernetes.io/metadata.name") if isinstance(selector, dict) else None
+                if selector is None:
+                    self.problem(
+                        f"{where}.namespaceSelector: missing, so this peer admits those pods of {policy.namespace!r} "
+                        f"itself, not the dispatcher's in {namespace!r}; give both selectors in one peer"
+                    )
+                elif names != namespace or set(selector) != {"matchLabels"} or len(selector["matchLabels"]) != 1:
+                    self.problem(
+                        f"{where}.namespaceSelector: selects {names or selector!r}, not the dispatcher's namespace: "
+                        f"matchLabels {{kubernetes.io/metadata.name: {namespace}}}"
+                    )
+
+    # -- traffic in: TLS, then a Gateway (or the Ingress alternative) --------------------------
+
+    def edge(self, app, base_domain):
         wanted = {base_domain, f"*.{base_domain}"}
-        docs = self.load(path)
-        ingresses = [d for d in docs if d.kind == "Ingress"]
+        tls_path = self.path("tls")
+        docs = self.load("tls")
+        issuers = {(d.kind, d.name, d.namespace) for d in docs if d.kind in ("ClusterIssuer", "Issuer")}
         certs = [d for d in docs if d.kind == "Certificate"]
+        secret_names = set()
+        for cert in certs:
+            ref = _get(cert.body, "spec", "issuerRef") or {}
+            kind = ref.get("kind", "Issuer")
+            key = (kind, ref.get("name"), None if kind == "ClusterIssuer" else cert.namespace)
+            if key not in issuers:
+                self.problem(
+                    f"{cert}: spec.issuerRef names {kind} {ref.get('name')!r}, which {tls_path} does not define "
+                    f"(it has: {', '.join(f'{k} {n}' for k, n, _ in sorted(issuers, key=str)) or 'none'})"
+                )
+            if cert.namespace != app.namespace:
+                self.problem(f"{cert}: metadata.namespace is {cert.namespace!r}; the Gateway and Ingress read its Secret in {app.namespace!r}")
+            if wanted <= set(_get(cert.body, "spec", "dnsNames") or []):
+                secret_names.add(_get(cert.body, "spec", "secretName"))
+        if not secret_names:
+            self.problem(f"{tls_path}: no Certificate with spec.dnsNames {sorted(wanted)} (base_domain is {base_domain!r})")
+        self.gateway(app, wanted, secret_names)
+        self.ingress(app, wanted, secret_names)
+
+    def backend_problem(self, where, ref, app):
+        if ref.get("name") != app.name or ref.get("port") != SERVICE_PORT or ref.get("kind", "Service") != "Service":
+            self.problem(f"{where}: goes to {ref.get('name')!r} port {ref.get('port')!r}, not the SpinApp's Service {app.name!r} port {SERVICE_PORT}")
+
+    def gateway(self, app, wanted, secret_names):
+        path = self.path("gateway")
+        docs = self.load("gateway")
+        gateways = [d for d in docs if d.kind == "Gateway"]
+        routes = [d for d in docs if d.kind == "HTTPRoute"]
+        if len(gateways) != 1:
+            self.problem(f"{path}: expected one Gateway")
+            return
+        gw = gateways[0]
+        spec = _get(gw.body, "spec") or {}
+        if spec.get("gatewayClassName") != self.args.gateway_class:
+            self.problem(
+                f"{gw}: spec.gatewayClassName is {spec.get('gatewayClassName')!r}, not the cluster's class "
+                f"{self.args.gateway_class!r} (--gateway-class)"
+            )
+        if gw.namespace != app.namespace:
+            self.problem(f"{gw}: metadata.namespace is {gw.namespace!r}; keep it beside the dispatcher in {app.namespace!r}")
+        listeners = {l.get("name"): l for l in spec.get("listeners") or [] if isinstance(l, dict)}
+        https = {}
+        for name, listener in listeners.items():
+            if listener.get("protocol") != "HTTPS":
+                continue
+            https[name] = listener.get("hostname")
+            refs = _get(listener, "tls", "certificateRefs") or []
+            if not any(r.get("name") in secret_names and r.get("kind", "Secret") == "Secret" for r in refs):
+                self.problem(f"{gw}: spec.listeners[{name}].tls.certificateRefs does not name the Certificate's Secret {sorted(secret_names)}")
+        missing = wanted - set(https.values())
+        if missing:
+            self.problem(f"{gw}: spec.listeners: no HTTPS listener for {sorted(missing)}")
+        served = set()
+        for route in routes:
+            rspec = _get(route.body, "spec") or {}
+            if route.namespace != gw.namespace:
+                self.problem(f"{route}: metadata.namespace is {route.namespace!r}; the listeners admit routes of {gw.namespace!r} only")
+            parents = [p for p in rspec.get("parentRefs") or [] if isinstance(p, dict)]
+            for i, parent in enumerate(parents):
+                if parent.get("name") != gw.name or parent.get("sectionName", next(iter(listeners), None)) not in listeners:
+                    self.problem(f"{route}: spec.parentRefs[{i}] names {parent.get('name')!r}/{parent.get('sectionName')!r}, not a listener of Gateway {gw.name!r}")
+            redirect = all(
+                any(f.get("type") == "RequestRedirect" for f in rule.get("filters") or []) for rule in rspec.get("rules") or [{}]
+            )
+            if redirect:
+                continue
+            for r, rule in enumerate(rspec.get("rules") or []):
+                refs = rule.get("backendRefs") or []
+                if not refs:
+                    self.problem(f"{route}: spec.rules[{r}].backendRefs is empty")
+                for b, ref in enumerate(refs):
+                    self.backend_problem(f"{route}: spec.rules[{r}].backendRefs[{b}]", ref, app)
+            if any(https.get(p.get("sectionName")) for p in parents):
+                served |= set(rspec.get("hostnames") or [])
+        if wanted - served:
+            self.problem(f"{path}: no HTTPRoute on an HTTPS listener sends {sorted(wanted - served)} to the dispatcher")
+
+    def ingress(self, app, wanted, secret_names):
+        path = self.path("ingress")
+        docs = self.load("ingress")
+        ingresses = [d for d in docs if d.kind == "Ingress"]
         if not ingresses:
             self.problem(f"{path}: no Ingress")
         rule_hosts, tls_hosts = set(), set()
         for ing in ingresses:
-            for rule in _get(ing.body, "spec", "rules") or []:
+            cls = _get(ing.body, "spec", "ingressClassName")
+            if cls != self.args.ingress_class:
+                self.problem(f"{ing}: spec.ingressClassName is {cls!r}, not the cluster's class {self.args.ingress_class!r} (--ingress-class)")
+            for r, rule in enumerate(_get(ing.body, "spec", "rules") or []):
                 rule_hosts.add(rule.get("host"))
-                for p in _get(rule, "http", "paths") or []:
+                for i, p in enumerate(_get(rule, "http", "paths") or []):
                     svc = _get(p, "backend", "service") or {}
-                    if svc.get("name") != app.name or _get(svc, "port", "number") != SERVICE_PORT:
-                        self.problem(
-                            f"{ing}: rule {rule.get('host')!r} goes to {svc.get('name')!r} port "
-                            f"{_get(svc, 'port', 'number')!r}, not the SpinApp's Service {app.name!r} port {SERVICE_PORT}"
-                        )
+                    ref = {"name": svc.get("name"), "port": _get(svc, "port", "number")}
+                    self.backend_problem(f"{ing}: spec.rules[{r}].http.paths[{i}].backend.service", ref, app)
             if ing.namespace != app.namespace:
-                self.problem(f"{ing}: in namespace {ing.namespace!r}, the SpinApp's Service in {app.namespace!r}")
-            for tls in _get(ing.body, "spec", "tls") or []:
+                self.problem(f"{ing}: metadata.namespace is {ing.namespace!r}, the SpinApp's Service is in {app.namespace!r}")
+            for t, tls in enumerate(_get(ing.body, "spec", "tls") or []):
                 tls_hosts.update(tls.get("hosts") or [])
-        for what, hosts in (("Ingress rules", rule_hosts), ("Ingress TLS", tls_hosts)):
+                if tls.get("secretName") not in secret_names:
+                    self.problem(f"{ing}: spec.tls[{t}].secretName {tls.get('secretName')!r} is not the Certificate's Secret {sorted(secret_names)}")
+        for what, hosts in (("spec.rules[].host", rule_hosts), ("spec.tls[].hosts", tls_hosts)):
             if ingresses and not wanted <= hosts:
-                self.problem(f"{path}: {what} lack {sorted(wanted - hosts)} (base_domain is {base_domain!r})")
-        if not any(wanted <= set(_get(c.body, "spec", "dnsNames") or []) for c in certs):
-            self.problem(f"{path}: no Certificate with dnsNames {sorted(wanted)}")
+                self.problem(f"{path}: Ingress {what} lack {sorted(wanted - hosts)}")
 
     # -- tenants -------------------------------------------------------------------------------
 
     def tenant(self, dispatcher):
-        path = self.args.tenant
-        docs = self.load(path)
+        path = self.path("tenant")
+        docs = self.load("tenant")
         apps = [d for d in docs if d.kind == "SpinApp"]
         if len(apps) != 1:
             self.problem(f"{path}: expected exactly one SpinApp, the tenant's")
-            return None
+            return None, []
         app = apps[0]
+        hpas = []
         for other in docs:
             if other.kind == "Service" and other.name == app.name and other.namespace == app.namespace:
                 self.problem(
                     f"{other}: the operator already creates this Service (the SpinApp's name, port {SERVICE_PORT}) "
                     "and force-applies it on every reconcile; remove this one"
                 )
-            elif other is not app and other.kind != "Service":
-                self.problem(f"{other}: a tenant's file holds its SpinApp only")
+            elif other.kind == "HorizontalPodAutoscaler":
+                hpas.append(other)
+            elif other is not app:
+                self.problem(f"{other}: a tenant's file holds its SpinApp and its HorizontalPodAutoscaler only")
         self.spinapp_rules(app)
-        name, namespace = app.name or "", app.namespace
-        if not namespace:
-            self.problem(f"{app}: metadata.namespace must be set: it is part of the worker's host")
+        name = app.name or ""
         reserved = dispatcher["reserved"] if dispatcher else set()
         if not LABEL.fullmatch(name) or name in reserved:
-            self.problem(f"{app}: {name!r} is not a worker name (a lowercase RFC 1123 label, not reserved)")
+            self.problem(f"{app}: metadata.name {name!r} is not a worker name (a lowercase RFC 1123 label, not reserved)")
         if dispatcher:
+            if app.namespace == dispatcher["doc"].namespace:
+                self.problem(f"{app}: metadata.namespace is the dispatcher's: tenants live in a namespace of their own, behind its policy")
             if name in dispatcher["local_workers"]:
                 self.problem(f"{app}: {name!r} is a local worker of the dispatcher, which is tried first: this tenant would never be reached")
             self.tenant_host(app, dispatcher)
-        return app
+        return app, hpas
 
     def tenant_host(self, app, dispatcher):
         """The dispatcher's template must name this tenant's Service: <name>.<namespace>.svc.cluster.local:80."""
@@ -652,101 +879,110 @@ class Checker:
                 f"nothing more: 'http://*.{app.namespace}.{CLUSTER_DOMAIN}'"
             )
 
-    def workers_namespace(self, tenant, dispatcher):
-        path = self.args.workers_namespace
-        docs = self.load(path)
-        if tenant is None:
+    # -- namespaces, executors and the tenants' policy -----------------------------------------
+
+    def namespaces(self, apps, dispatcher_doc, tenant):
+        path = self.path("namespaces")
+        docs = self.load("namespaces")
+        names = {d.name for d in docs if d.kind == "Namespace"}
+        executors = [d for d in docs if d.kind == "SpinAppExecutor"]
+        for executor in executors:
+            config = _get(executor.body, "spec", "deploymentConfig") or {}
+            if _get(executor.body, "spec", "createDeployment") is not True:
+                self.problem(f"{executor}: spec.createDeployment must be true: the HPA scales the Deployment the operator creates")
+            if config.get("runtimeClassName") != RUNTIME_CLASS:
+                self.problem(
+                    f"{executor}: spec.deploymentConfig.runtimeClassName is {config.get('runtimeClassName')!r}, "
+                    f"not {RUNTIME_CLASS!r}, the RuntimeClass containerd-shim-spin installs: its pods would never start"
+                )
+        for app in apps:
+            if app.namespace not in names:
+                self.problem(f"{path}: no Namespace {app.namespace!r}, where {app} lives")
+            executor = _get(app.body, "spec", "executor")
+            if not any(e.name == executor and e.namespace == app.namespace for e in executors):
+                self.problem(f"{path}: no SpinAppExecutor {executor!r} in namespace {app.namespace!r}: the operator looks it up in the SpinApp's namespace")
+        if tenant is None or dispatcher_doc is None:
             return
-        ns = tenant.namespace
-        if not any(d.kind == "Namespace" and d.name == ns for d in docs):
-            self.problem(f"{path}: no Namespace {ns!r}, the tenant's")
-        executor = _get(tenant.body, "spec", "executor")
-        found = [d for d in docs if d.kind == "SpinAppExecutor" and d.name == executor and d.namespace == ns]
-        if not found:
-            self.problem(f"{path}: no SpinAppExecutor {executor!r} in namespace {ns!r}: the operator looks it up in the SpinApp's namespace")
-        elif _get(found[0].body, "spec", "createDeployment") is not True:
-            self.problem(f"{found[0]}: createDeployment must be true: the HPA scales the Deployment the operator creates")
+        policies = [d for d in docs if d.kind == "NetworkPolicy" and d.namespace == tenant.namespace]
+        if not policies:
+            self.problem(f"{path}: no NetworkPolicy in the tenants' namespace {tenant.namespace!r}: any pod could call a tenant directly")
         for policy in (d for d in docs if d.kind == "NetworkPolicy"):
-            if policy.namespace != ns:
-                self.problem(f"{policy}: not in the tenants' namespace {ns!r}")
-            peers = [peer for rule in _get(policy.body, "spec", "ingress") or [] for peer in rule.get("from") or []]
-            names = {_get(peer, "podSelector", "matchLabels", APP_NAME_LABEL) for peer in peers}
-            if dispatcher and dispatcher["doc"].name not in names:
-                self.problem(f"{policy}: does not admit the dispatcher's pods ({APP_NAME_LABEL}: {dispatcher['doc'].name})")
+            if policy.namespace != tenant.namespace:
+                self.problem(f"{policy}: metadata.namespace is {policy.namespace!r}, not the tenants' namespace {tenant.namespace!r}")
+                continue
+            if _get(policy.body, "spec", "podSelector") != {}:
+                self.problem(f"{policy}: spec.podSelector must be {{}} (every tenant pod)")
+            self.only_the_dispatcher(policy, dispatcher_doc, dispatcher_doc.namespace)
             ports = {p.get("port") for rule in _get(policy.body, "spec", "ingress") or [] for p in rule.get("ports") or []}
             if ports and SERVICE_PORT not in ports:
-                self.problem(f"{policy}: does not admit port {SERVICE_PORT}, the tenants' Service port")
+                self.problem(f"{policy}: spec.ingress[].ports does not admit port {SERVICE_PORT}, the tenants' Service port")
 
     # -- autoscalers ---------------------------------------------------------------------------
 
-    def hpas(self, apps, dispatcher_doc):
-        path = self.args.hpa
-        docs = self.load(path)
+    def hpas(self, apps, dispatcher_doc, docs):
         by_target = {}
         for hpa in docs:
             if hpa.kind != "HorizontalPodAutoscaler":
                 self.problem(f"{hpa}: expected HorizontalPodAutoscalers only")
                 continue
             if hpa.body.get("apiVersion") != "autoscaling/v2":
-                self.problem(f"{hpa}: use autoscaling/v2")
+                self.problem(f"{hpa}: apiVersion: use autoscaling/v2")
             spec = _get(hpa.body, "spec") or {}
             ref = spec.get("scaleTargetRef") or {}
             if ref.get("apiVersion") != "apps/v1" or ref.get("kind") != "Deployment":
-                self.problem(f"{hpa}: scaleTargetRef must be the apps/v1 Deployment the operator makes for a SpinApp")
+                self.problem(f"{hpa}: spec.scaleTargetRef must be the apps/v1 Deployment the operator makes for a SpinApp")
             target = next((a for a in apps if a.name == ref.get("name") and a.namespace == hpa.namespace), None)
             if target is None:
                 self.problem(
-                    f"{hpa}: scales Deployment {ref.get('name')!r} in namespace {hpa.namespace!r}, "
-                    "but no SpinApp checked here has that name and namespace"
+                    f"{hpa}: spec.scaleTargetRef.name: scales Deployment {ref.get('name')!r} in namespace {hpa.namespace!r}, "
+                    "but no SpinApp of the same file set has that name and namespace (FailedGetScale)"
                 )
                 continue
+            if target is not dispatcher_doc and target.path != hpa.path:
+                self.problem(f"{hpa}: scales the tenant {target}: keep it in the tenant's file, so it is applied (and deleted) with it")
             by_target.setdefault(id(target), []).append(hpa)
             if _get(target.body, "spec", "enableAutoscaling") is not True:
                 self.problem(f"{hpa}: {target} lacks enableAutoscaling: true, so the operator keeps resetting its replicas")
             low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
             if isinstance(low, int) and isinstance(high, int) and low > high:
-                self.problem(f"{hpa}: minReplicas {low} is above maxReplicas {high}")
+                self.problem(f"{hpa}: spec.minReplicas {low} is above spec.maxReplicas {high}")
             if target is dispatcher_doc and (not isinstance(low, int) or low < 2):
-                self.problem(f"{hpa}: minReplicas is {low!r}: run at least 2 dispatchers, every request goes through one")
+                self.problem(f"{hpa}: spec.minReplicas is {low!r}: run at least 2 dispatchers, every request goes through one")
             requests = _get(target.body, "spec", "resources", "requests") or {}
             for metric in spec.get("metrics") or []:
                 resource = _get(metric, "resource", "name") if metric.get("type") == "Resource" else None
                 if resource and _get(metric, "resource", "target", "type") == "Utilization" and resource not in requests:
-                    self.problem(f"{hpa}: scales on {resource} utilization but {target} has no resources.requests.{resource}")
+                    self.problem(f"{hpa}: scales on {resource} utilization but {target} has no spec.resources.requests.{resource}")
         for app in apps:
             if len(by_target.get(id(app), [])) > 1:
-                self.problem(f"{path}: several HPAs scale {app}")
-        if dispatcher_doc is not None and _get(dispatcher_doc.body, "spec", "enableAutoscaling") is True and id(dispatcher_doc) not in by_target:
-            self.problem(f"{dispatcher_doc}: enableAutoscaling but no HPA in {path} scales it: it would run one pod")
+                self.problem(f"{app}: several HPAs scale it")
+            if _get(app.body, "spec", "enableAutoscaling") is True and id(app) not in by_target:
+                self.problem(f"{app}: spec.enableAutoscaling but no HPA scales it: it would run one pod")
 
     def run(self):
         dispatcher = self.dispatcher()
         dispatcher_doc = dispatcher["doc"] if dispatcher else None
-        tenant = self.tenant(dispatcher) if self.args.tenant else None
-        if self.args.workers_namespace:
-            self.workers_namespace(tenant, dispatcher)
+        tenant, tenant_hpas = self.tenant(dispatcher)
         apps = [a for a in (dispatcher_doc, tenant) if a is not None]
-        if self.args.hpa:
-            self.hpas(apps, dispatcher_doc)
-        elif dispatcher_doc is not None and _get(dispatcher_doc.body, "spec", "enableAutoscaling") is True:
-            self.problem(f"{dispatcher_doc}: enableAutoscaling needs an HPA: pass its file with --hpa")
+        self.namespaces(apps, dispatcher_doc, tenant)
+        self.hpas(apps, dispatcher_doc, self.load("hpa") + tenant_hpas)
         return self.problems
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Check the SpinKube manifests against their schemas, spin.toml and each other.")
-    parser.add_argument("spinapp", help="the dispatcher's SpinApp manifest")
+    parser = argparse.ArgumentParser(description="Check the SpinKube manifests of a directory against their schemas, spin.toml and each other.")
+    parser.add_argument("directory", nargs="?", default="deploy/spinkube", help=f"holds {', '.join(FILES.values())} (default: %(default)s)")
     parser.add_argument("--spin-toml", default="spin.toml")
     parser.add_argument("--component", default="dispatcher", help="the component whose variables must be provided")
-    parser.add_argument("--secret", help="example Secret manifest(s) that the secretKeyRefs must match")
-    parser.add_argument("--runtime-config", help="the runtime-config.toml loaded from the runtime config Secret")
-    parser.add_argument("--ingress", help="the Ingress and Certificate manifest")
-    parser.add_argument("--tenant", help="the template of one tenant's SpinApp")
-    parser.add_argument("--hpa", help="the HorizontalPodAutoscalers")
-    parser.add_argument("--workers-namespace", help="the tenants' Namespace, SpinAppExecutor and NetworkPolicy")
     parser.add_argument("--crd-dir", default=str(DEFAULT_CRD_DIR), help="SpinKube's CRD files (default: %(default)s)")
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION, help="schemas of this Kubernetes release (default: %(default)s)")
+    parser.add_argument("--ingress-class", default="nginx", help="the cluster's IngressClass (default: %(default)s)")
+    parser.add_argument("--gateway-class", default="eg", help="the cluster's GatewayClass (default: %(default)s)")
     args = parser.parse_args()
+    missing = [name for name in FILES.values() if not (Path(args.directory) / name).is_file()]
+    if missing:
+        print(f"check-spinapp: {args.directory}: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
     try:
         schemas = Schemas(args.crd_dir, args.kubernetes_version)
         checker = Checker(args, schemas)

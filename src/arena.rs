@@ -4,7 +4,7 @@
 //! (about 2 KiB over some 70 allocations for a subdomain `GET`: header lists, names, the log
 //! line). The general-purpose allocator (wasi-libc's dlmalloc) spent about 15,000 of the 57,000
 //! WebAssembly instructions such a request ran (the test host's fuel count), and on Spin the
-//! guest's instructions are time (the README's "Performance").
+//! guest's instructions are time (docs/performance.md).
 //!
 //! An allocation takes the next aligned bytes of a 16 KiB region in the module's own data, so
 //! the instance's initial memory does not grow. Freeing the newest allocation takes its bytes

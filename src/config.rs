@@ -1,8 +1,8 @@
 //! The dispatcher's configuration, from Spin variables. Spin keeps nothing between requests, so
 //! it is read on every request. On Spin 4.0.2 every application variable costs a thread hand-off
 //! in the environment provider each time it is resolved, and every component that sends a
-//! request resolves *all* of the app's variables once per instance (see the README's
-//! "Performance"). So the settings live in one application variable, `settings`: `key=value`
+//! request resolves *all* of the app's variables once per instance (see
+//! docs/performance.md). So the settings live in one application variable, `settings`: `key=value`
 //! entries separated by `;` or line breaks ([`Settings`]). A request reads it once, in one host
 //! call, and takes what it needs from it:
 //!
@@ -13,9 +13,9 @@
 //!   request that looks in the cache, needs a remote worker, or misses the cache;
 //! - the per-tenant limits ([`Config::limits`]), parsed only by a request about to be forwarded.
 //!
-//! Application variables of their own: the secrets (`postgres_url`, `admin_token`), read where
-//! they are used, and `postgres_host` and `remote_hosts`, which fill `allowed_outbound_hosts`
-//! (Spin expands them there; the dispatcher never reads them).
+//! Application variables of their own: the one secret (`postgres_url`), read where it is used,
+//! and `postgres_host` and `remote_hosts`, which fill `allowed_outbound_hosts` (Spin expands
+//! them there; the dispatcher never reads them).
 
 include!(concat!(env!("OUT_DIR"), "/manifest_workers.rs"));
 
@@ -98,6 +98,9 @@ impl Settings {
 /// it probably means). Anything else may be a value pasted in the wrong place, a secret even,
 /// so it is never echoed: the entry's position finds it.
 fn unknown_key(key: &str, entry: usize) -> String {
+    if key == "admin_token" {
+        return "names 'admin_token', which is no setting: give the token's SHA-256 as admin_token_sha256".into();
+    }
     if VARIABLES.iter().any(|variable| variable.name == key) {
         return format!("names '{key}', which is an application variable of its own, not a setting");
     }
@@ -181,8 +184,8 @@ impl Config {
     /// The configuration from the `settings` variable's keys. Only what routing needs is
     /// parsed here; the rest when a request needs it.
     ///
-    /// Every request runs this, and on Spin the guest's instructions are time (see the README's
-    /// "Performance"), so nothing is allocated that the configuration does not keep: the keys
+    /// Every request runs this, and on Spin the guest's instructions are time (see
+    /// docs/performance.md), so nothing is allocated that the configuration does not keep: the keys
     /// are read in place, and the defaults are used as they are.
     pub fn from_settings(settings: Settings) -> Result<Config, ConfigError> {
         let get = |name: &'static str| -> &str { settings.get(name).unwrap_or_else(|| default_of(name)) };
@@ -267,6 +270,27 @@ impl Config {
         )
     }
 
+    /// The SHA-256 of the admin token, when one is set (`admin_token_sha256`): read only by the
+    /// admin endpoints.
+    pub fn admin_token_digest(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let hex = self.settings.get("admin_token_sha256").unwrap_or("").trim();
+        if hex.is_empty() {
+            return Ok(None);
+        }
+        let fail = || ConfigError {
+            variable: "admin_token_sha256",
+            problem: "not a SHA-256 digest: 64 hexadecimal digits".into(),
+        };
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(fail());
+        }
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).map_err(|_| fail())?, 16).map_err(|_| fail())?;
+        }
+        Ok(Some(digest))
+    }
+
     /// Parses every setting now, rather than when a request needs it: for `libra-check` and the
     /// tests, so a value is refused before any request meets it.
     pub fn check_all(&self) -> Result<(), ConfigError> {
@@ -277,6 +301,7 @@ impl Config {
         self.limit(Limit::MaxLoopCount)?;
         self.limits()?;
         self.workers()?;
+        self.admin_token_digest()?;
         Ok(())
     }
 
@@ -304,7 +329,7 @@ impl Config {
     /// `*.spin.internal` name is denied with an error log, or traps the caller. An invalid entry
     /// in `workers` can never equal a valid name, so it cannot route anything.
     pub fn has_worker(&self, name: &WorkerName) -> bool {
-        list(&self.workers).any(|entry| entry.eq_ignore_ascii_case(name.as_str()))
+        name.is_listed_in(&self.workers)
     }
 
     /// The namespace, validated, sorted and without repeats, for the endpoints that describe it.
@@ -569,7 +594,11 @@ mod tests {
             ("0123456789abcdef0123hunter2=", "has an unknown key (entry 1)"),
             (
                 "admin_token=s3cret",
-                "names 'admin_token', which is an application variable of its own, not a setting",
+                "names 'admin_token', which is no setting: give the token's SHA-256 as admin_token_sha256",
+            ),
+            (
+                "postgres_url=postgres://u:s3cret@db/x",
+                "names 'postgres_url', which is an application variable of its own, not a setting",
             ),
         ] {
             let error = Settings::parse(value).unwrap_err();
@@ -623,6 +652,11 @@ mod tests {
                 Kind::RateLimits => refused(setting.name, "*:3/fortnight"),
                 Kind::Breakers => refused(setting.name, "*:5"),
                 Kind::Workers => refused(setting.name, "ok,bad_name"),
+                Kind::Sha256 => {
+                    accepted(setting.name, &"aB".repeat(32));
+                    refused(setting.name, "s3cret");
+                    refused(setting.name, &"g".repeat(64));
+                }
                 Kind::Names | Kind::Text => {}
             }
         }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod custom_domain;
+pub mod docs_component;
 pub mod error;
 pub mod hostname;
 pub mod limits;

@@ -22,14 +22,6 @@ pub fn deploy_urls(worker: &WorkerName, base_domain: &str) -> [String; 2] {
     [["http://", &host].concat(), ["https://", &host].concat()]
 }
 
-/// A static namespace of remote workers (`remote_workers`), for hosts without a database:
-/// whether `worker` is listed. A scan of the text, as for `workers`.
-pub fn listed(list: &str, worker: &WorkerName) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|entry| entry.eq_ignore_ascii_case(worker.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,12 +39,5 @@ mod tests {
                 "https://shop-worker.libra.sh".to_string()
             ]
         );
-    }
-
-    #[test]
-    fn the_static_list_is_matched_whole_names_only() {
-        assert!(listed(" a, Shop ,b", &worker("shop")));
-        assert!(!listed("shopping,sho", &worker("shop")));
-        assert!(!listed("", &worker("shop")));
     }
 }

@@ -12,8 +12,13 @@ use crate::error::{DispatchError, PROBLEM_CONTENT_TYPE, Problem};
 use crate::pipeline::route::{API_ROUTES, ApiTarget, DISPATCH_PREFIXES, Endpoint};
 use crate::pipeline::worker_name::BUILT_IN_RESERVED;
 
-/// Methods path and query dispatch forward (`CONNECT` and `TRACE` are refused).
-pub const FORWARDED_METHODS: [&str; 7] = ["get", "head", "post", "put", "patch", "delete", "options"];
+/// Methods path and query dispatch forward, as OpenAPI names them: the `Allow` list admission
+/// sends when it refuses `CONNECT` or `TRACE`.
+fn forwarded_methods() -> impl Iterator<Item = String> {
+    crate::pipeline::admit::FORWARDED_METHODS
+        .split(", ")
+        .map(str::to_ascii_lowercase)
+}
 
 /// The whole document, as JSON.
 pub fn document() -> Value {
@@ -97,7 +102,7 @@ pub fn document() -> Value {
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The `admin_token` variable. Needed only when it is set."
+                    "description": "The admin token, whose SHA-256 is the `admin_token_sha256` setting. Needed only when it is set."
                 }
             }
         }
@@ -219,7 +224,7 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
     let json_body = |schema: &str| json!({ "application/json": { "schema": schema_ref(schema) } });
     let mut responses = serde_json::Map::new();
     match endpoint {
-        // `OPTIONS *` has no path to describe it in OpenAPI; the README documents it.
+        // `OPTIONS *` has no path to describe it in OpenAPI; docs/forwarding.md documents it.
         Endpoint::ServerOptions => unreachable!("not in the route table"),
         Endpoint::Index => {
             responses.insert(
@@ -267,7 +272,7 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
             );
             responses.insert(
                 "401".into(),
-                problem("`unauthorized`: `admin_token` is set and was not given."),
+                problem("`unauthorized`: `admin_token_sha256` is set and the token was not given."),
             );
             let mut operations = read_only(
                 "health",
@@ -282,7 +287,7 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
     }
 }
 
-/// Optional bearer: needed only when the `admin_token` variable is set.
+/// Optional bearer: needed only when the `admin_token_sha256` setting is set.
 fn admin_only(operations: &mut Value) {
     for operation in operations.as_object_mut().expect("operations").values_mut() {
         operation["security"] = json!([{}, { "adminToken": [] }]);
@@ -444,7 +449,7 @@ fn path_dispatch(alias: bool, with_rest: bool) -> Value {
         }));
     }
     let mut item = serde_json::Map::new();
-    for method in FORWARDED_METHODS {
+    for method in forwarded_methods() {
         let id = format!(
             "{method}{}Dispatch{}",
             if alias { "Api" } else { "" },
@@ -456,12 +461,12 @@ fn path_dispatch(alias: bool, with_rest: bool) -> Value {
              `Content-Security-Policy: sandbox`: every tenant shares this origin through `{prefix}`. \
              {ALIASES}"
         ));
-        hide_repeats(&mut op, alias, method);
+        hide_repeats(&mut op, alias, &method);
         op["parameters"]
             .as_array_mut()
             .expect("parameters")
             .extend(parameters.iter().cloned());
-        item.insert(method.to_string(), op);
+        item.insert(method, op);
     }
     Value::Object(item)
 }
@@ -487,8 +492,8 @@ fn hide_repeats(operation: &mut Value, alias: bool, method: &str) {
 
 fn query_dispatch(alias: bool) -> Value {
     let mut item = serde_json::Map::new();
-    for method in FORWARDED_METHODS {
-        let read = matches!(method, "get" | "head");
+    for method in forwarded_methods() {
+        let read = matches!(method.as_str(), "get" | "head");
         let id = format!("{method}{}DispatchQuery", if alias { "Api" } else { "" });
         let summary = if read {
             "Namespace info, or query dispatch with worker"
@@ -508,10 +513,10 @@ fn query_dispatch(alias: bool) -> Value {
         }
         op["description"] = json!(format!(
             "With `worker`: query dispatch. {ANY_METHOD} Without it, `GET` and `HEAD` describe the \
-             namespace (admin only when `admin_token` is set). {ALIASES}"
+             namespace (admin only when `admin_token_sha256` is set). {ALIASES}"
         ));
-        hide_repeats(&mut op, alias, method);
-        item.insert(method.to_string(), op);
+        hide_repeats(&mut op, alias, &method);
+        item.insert(method, op);
     }
     Value::Object(item)
 }

@@ -33,6 +33,8 @@ pub enum Kind {
     RateLimits,
     /// `worker:failures/duration` entries (`crate::limits`).
     Breakers,
+    /// A SHA-256 digest in hexadecimal (64 characters).
+    Sha256,
 }
 
 impl Kind {
@@ -53,6 +55,7 @@ impl Kind {
                     .into()
             }
             Kind::Breakers => "`worker:failures/duration` or `worker:off`, comma-separated; `*` for all".into(),
+            Kind::Sha256 => "64 hexadecimal digits".into(),
         }
     }
 }
@@ -70,11 +73,18 @@ pub struct Setting {
 
 const fn setting(name: &'static str, kind: Kind, default: &'static str, doc: &'static str) -> Setting {
     Setting {
+        doc: doc_text(doc),
         name,
         kind,
         default,
-        doc,
     }
+}
+
+/// The docs are for the generators, which run on the host. The component leaves them out: its
+/// initial memory is budgeted (`tests/host/tests/e2e/footprint.rs`), and these few kilobytes
+/// of text would cost it a page.
+const fn doc_text(doc: &'static str) -> &'static str {
+    if cfg!(target_family = "wasm") { "" } else { doc }
 }
 
 /// Every key of `settings`.
@@ -177,6 +187,12 @@ pub const SETTINGS: &[Setting] = &[
         "how many times a request may already carry this dispatcher's `CDN-Loop` token (then `508 loop_detected`)",
     ),
     setting(
+        "admin_token_sha256",
+        Kind::Sha256,
+        "",
+        "the SHA-256 of the admin token (`printf %s \"$token\" | sha256sum`): `/health/detailed` and `GET /dispatch` need `Authorization: Bearer <token>`; unset, they are open in development and closed in production. A digest is no secret, so no secret provider is involved",
+    ),
+    setting(
         "rate_limits",
         Kind::RateLimits,
         "",
@@ -223,35 +239,30 @@ pub const VARIABLES: &[Variable] = &[
         default: "",
         secret: false,
         read: true,
-        doc: "every key of `settings` above, as `key=value` entries separated by `;` or line breaks",
+        doc: doc_text("every key of `settings` above, as `key=value` entries separated by `;` or line breaks"),
     },
     Variable {
         name: "postgres_url",
         default: "",
         secret: true,
         read: true,
-        doc: "custom domains and remote members from PostgreSQL; empty: from Spin's built-in SQLite database",
-    },
-    Variable {
-        name: "admin_token",
-        default: "",
-        secret: true,
-        read: true,
-        doc: "set: `/health/detailed` and `GET /dispatch` need `Authorization: Bearer <admin_token>`",
+        doc: doc_text("custom domains and remote members from PostgreSQL; empty: from Spin's built-in SQLite database"),
     },
     Variable {
         name: "postgres_host",
         default: "localhost:5432",
         secret: false,
         read: false,
-        doc: "`host:port` of `postgres_url`: the only database address the dispatcher may connect to",
+        doc: doc_text("`host:port` of `postgres_url`: the only database address the dispatcher may connect to"),
     },
     Variable {
         name: "remote_hosts",
         default: "https://remote-workers.invalid",
         secret: false,
         read: false,
-        doc: "an `allowed_outbound_hosts` entry covering `worker_url_template`'s hosts; the default never resolves",
+        doc: doc_text(
+            "an `allowed_outbound_hosts` entry covering `worker_url_template`'s hosts; the default never resolves",
+        ),
     },
 ];
 

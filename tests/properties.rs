@@ -98,7 +98,7 @@ fn method_like() -> impl Strategy<Value = String> {
 
 /// A header name a worker must never receive from a client: provenance, routing and Spin's own.
 /// Written out here on purpose, not taken from `pipeline::upstream`: the property checks the
-/// filter against the rule as the README states it, so a name dropped from the filter's list fails.
+/// filter against the rule as docs/forwarding.md states it, so a name dropped from the filter's list fails.
 fn is_spoofable(name: &str) -> bool {
     let name = name.to_ascii_lowercase().replace('_', "-");
     ["x-forwarded-", "spin-", "cf-"].iter().any(|p| name.starts_with(p))

@@ -113,10 +113,6 @@ impl World for SpinWorld<'_> {
         &mut self.shared
     }
 
-    fn admin_token(&mut self) -> Result<String, DispatchError> {
-        settings::single("admin_token")
-    }
-
     fn now_ms(&mut self) -> u64 {
         now_ms()
     }

@@ -166,7 +166,7 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
     };
     planned.plan = match decision.outcome {
         Err(error) => Plan::Refuse(error),
-        Ok(Step::Endpoint(endpoint)) => match authorize(ctx, endpoint, world) {
+        Ok(Step::Endpoint(endpoint)) => match authorize(ctx, endpoint) {
             Ok(authenticated) => Plan::Endpoint {
                 endpoint,
                 authenticated,
@@ -239,20 +239,21 @@ pub fn finish(planned: &Planned, world: &mut impl World, outcome: crate::limits:
     }
 }
 
-/// An admin endpoint needs the bearer token when `admin_token` is set. A token that cannot be
-/// read fails closed: the endpoint is unavailable, not public. `Ok(true)`: the request proved
-/// it holds the token; `Ok(false)`: no token is needed (none is set, or not an admin endpoint).
-pub fn authorize(ctx: Context, endpoint: Endpoint, world: &mut impl World) -> Result<bool, DispatchError> {
+/// An admin endpoint needs the bearer token when `admin_token_sha256` is set. A digest that
+/// does not parse fails closed: the endpoint is unavailable, not public. So does production
+/// without a digest: a deployment that still sets the old `admin_token` variable (which Spin
+/// now ignores, as `spin.toml` no longer declares it) must not find its admin endpoints open.
+/// `Ok(true)`: the request proved it holds the token; `Ok(false)`: no token is needed (none is
+/// set outside production, or not an admin endpoint).
+pub fn authorize(ctx: Context, endpoint: Endpoint) -> Result<bool, DispatchError> {
     if !endpoint.needs_admin() {
         return Ok(false);
     }
-    let token = world.admin_token()?;
-    if token.is_empty() {
-        Ok(false)
-    } else if crate::auth::is_authorized(&ctx.head.headers, &token) {
-        Ok(true)
-    } else {
-        Err(DispatchError::Unauthorized)
+    match ctx.config.admin_token_digest().map_err(DispatchError::Configuration)? {
+        None if ctx.config.environment() == "production" => Err(DispatchError::Unauthorized),
+        None => Ok(false),
+        Some(digest) if crate::auth::is_authorized(&ctx.head.headers, &digest) => Ok(true),
+        Some(_) => Err(DispatchError::Unauthorized),
     }
 }
 
@@ -466,6 +467,60 @@ mod tests {
                 .contains(&("x-forwarded-for".into(), b"127.0.0.1".to_vec()))
         );
         assert!(!forward.headers.iter().any(|(_, v)| v == b"6.6.6.6"));
+    }
+
+    #[test]
+    fn admin_endpoints_are_closed_in_production_until_a_digest_is_set() {
+        use crate::pipeline::route::Endpoint;
+        let token = "s3cret-token";
+        let digest: String = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(token.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let settings = |environment: &str, digest: &str| {
+            let (environment, digest) = (environment.to_string(), digest.to_string());
+            Config::from_lookup(move |name| match name {
+                "environment" => Some(environment.clone()),
+                "admin_token_sha256" => Some(digest.clone()),
+                _ => None,
+            })
+            .unwrap()
+        };
+        let bearer = format!("Bearer {token}");
+        let with_token = head("GET", "/health/detailed", &[("authorization", &bearer)]);
+        let without = head("GET", "/health/detailed", &[]);
+        let ask = |head: &RequestHead, config: &Config, endpoint| {
+            authorize(
+                Context {
+                    head,
+                    request_id: "rid",
+                    config,
+                },
+                endpoint,
+            )
+        };
+        for endpoint in [Endpoint::HealthDetailed, Endpoint::NamespaceInfo] {
+            // Development without a digest: open, as a first `spin up` expects.
+            assert_eq!(ask(&without, &settings("development", ""), endpoint), Ok(false));
+            // Production without a digest (an upgrade that still sets the old variable): closed.
+            let production = settings("production", "");
+            assert_eq!(ask(&without, &production, endpoint), Err(DispatchError::Unauthorized));
+            assert_eq!(
+                ask(&with_token, &production, endpoint),
+                Err(DispatchError::Unauthorized)
+            );
+            // With the digest: the token opens it, in either environment.
+            for environment in ["production", "development"] {
+                let config = settings(environment, &digest);
+                assert_eq!(ask(&with_token, &config, endpoint), Ok(true));
+                assert_eq!(ask(&without, &config, endpoint), Err(DispatchError::Unauthorized));
+            }
+        }
+        // Other endpoints need nothing.
+        assert_eq!(ask(&without, &settings("production", ""), Endpoint::Health), Ok(false));
     }
 
     #[test]

@@ -77,9 +77,7 @@ pub fn locate_remote(worker: &WorkerName, remote: Option<&Remote>) -> Result<Loc
     };
     let origin = remote.template.origin(worker);
     match &remote.members {
-        RemoteMembers::Listed(list) if crate::membership::listed(list, worker) => {
-            Ok(Located::Here(Location::Remote(origin)))
-        }
+        RemoteMembers::Listed(list) if worker.is_listed_in(list) => Ok(Located::Here(Location::Remote(origin))),
         RemoteMembers::Listed(_) => Err(DispatchError::WorkerNotFound(worker.to_string())),
         RemoteMembers::Database => Ok(Located::AskDatabase(origin)),
     }

@@ -41,9 +41,9 @@ impl RouteKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
-    /// Checks the database with a real round trip; admin only when `admin_token` is set.
+    /// Checks the database with a real round trip; admin only when `admin_token_sha256` is set.
     HealthDetailed,
-    /// Admin only when `admin_token` is set.
+    /// Admin only when `admin_token_sha256` is set.
     NamespaceInfo,
     /// `/`: a browser is sent to `/docs`, any other client gets the API's links.
     Index,
@@ -278,30 +278,12 @@ fn is_dot_segment(segment: &str) -> bool {
     matches!(dots, 1 | 2)
 }
 
-/// Decodes `%XX` escapes and `+` (form encoding). `None` for malformed escapes or non-UTF-8.
+/// Decodes form encoding: `+` and `%XX` escapes (by the `percent-encoding` crate, which keeps a
+/// malformed escape as it is; the name check then refuses its `%`). `None` for non-UTF-8.
 fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = raw.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 #[cfg(test)]

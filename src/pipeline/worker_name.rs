@@ -77,6 +77,14 @@ impl WorkerName {
         &self.0
     }
 
+    /// Whether a comma-separated list of names (`workers`, `remote_workers`) holds this one. A
+    /// scan of the text, without parsing it: an invalid entry can never equal a valid name.
+    pub fn is_listed_in(&self, list: &str) -> bool {
+        list.split(',')
+            .map(str::trim)
+            .any(|entry| entry.eq_ignore_ascii_case(&self.0))
+    }
+
     /// The component that serves the API's documentation. `docs` is a built-in reserved name, so
     /// no tenant can be called that, and it is never part of the namespace.
     pub fn docs_component() -> WorkerName {
@@ -84,8 +92,7 @@ impl WorkerName {
     }
 }
 
-/// Component id of the documentation component (`components/docs`).
-pub const DOCS_COMPONENT: &str = "docs";
+pub use crate::docs_component::DOCS_COMPONENT;
 
 impl fmt::Display for WorkerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -99,6 +106,14 @@ mod tests {
 
     fn parse(raw: &str) -> Result<WorkerName, NameError> {
         WorkerName::parse(raw, &["internal".to_string()])
+    }
+
+    #[test]
+    fn a_list_holds_whole_names_only() {
+        let shop = parse("shop").unwrap();
+        assert!(shop.is_listed_in(" a, Shop ,b"));
+        assert!(!shop.is_listed_in("shopping,sho"));
+        assert!(!shop.is_listed_in(""));
     }
 
     #[test]

@@ -56,8 +56,6 @@ pub trait World {
     fn database(&mut self, timeout_ms: u64) -> Result<&mut Self::Database, DispatchError>;
     /// The shared store of rate limits and breakers.
     fn store(&mut self) -> &mut Self::Store;
-    /// The admin token (a secret), read only for an admin endpoint.
-    fn admin_token(&mut self) -> Result<String, DispatchError>;
     /// Unix time in milliseconds: the wall clock every replica shares.
     fn now_ms(&mut self) -> u64;
     fn warn(&mut self, warning: Warning);
@@ -143,7 +141,6 @@ pub mod memory {
         /// How many times the database was opened (on Spin: `postgres_url` read).
         pub opened: usize,
         pub store: MemoryStore,
-        pub admin_token: String,
         pub now_ms: u64,
         pub warnings: Vec<Warning>,
     }
@@ -155,7 +152,6 @@ pub mod memory {
                 database: MemoryDatabase::default(),
                 opened: 0,
                 store: MemoryStore::new(Encoding::Sqlite),
-                admin_token: String::new(),
                 now_ms: 1_800_000_000_000,
                 warnings: Vec::new(),
             }
@@ -185,10 +181,6 @@ pub mod memory {
 
         fn store(&mut self) -> &mut MemoryStore {
             &mut self.store
-        }
-
-        fn admin_token(&mut self) -> Result<String, DispatchError> {
-            Ok(self.admin_token.clone())
         }
 
         fn now_ms(&mut self) -> u64 {

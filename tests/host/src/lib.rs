@@ -462,7 +462,7 @@ impl App {
     }
 
     /// How many application variables components' variable reads have resolved so far (on Spin,
-    /// each one is a provider lookup: see the README's "Performance").
+    /// each one is a provider lookup: see docs/performance.md).
     pub fn variable_lookups(&self) -> u64 {
         self.0.variables.guest_lookups()
     }

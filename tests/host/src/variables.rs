@@ -44,9 +44,11 @@ impl Resolver {
 
     /// Whether Spin's per-instance resolution of every application variable fails, which it does
     /// before a component's first outbound request of any kind (`OutboundNetworkingFactor`'s
-    /// `resolver.prepare()`): then every outbound request is denied.
+    /// `resolver.prepare()`): then every outbound request is denied. Only the app's own
+    /// variables are resolved: a provider that fails for a name the app does not declare is
+    /// never asked.
     pub fn prepare_fails(&self) -> bool {
-        !self.failing.is_empty()
+        self.failing.iter().any(|name| self.values.contains_key(name))
     }
 
     /// Expands a manifest entry such as `allowed_outbound_hosts`, ignoring failing providers (the

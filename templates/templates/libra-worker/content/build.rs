@@ -1,5 +1,5 @@
 //! A 64 KiB stack: Spin resets an instance's linear memory after every request, so memory a
-//! worker does not need is time on every request (libra-dispatcher's README, "Performance").
+//! worker does not need is time on every request (libra-dispatcher's docs/performance.md).
 //! Raise it if the worker recurses deeply; a stack overflow traps, it never corrupts data.
 
 fn main() {

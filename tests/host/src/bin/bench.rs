@@ -222,8 +222,8 @@ fn main() {
         ratio("c/b' (vs forwarder, same stack)", 3, 2, "   the dispatcher's own work");
         ratio("d/c (custom domain, cached)", 4, 3, "   target >= 0.9");
         ratio("e/c (custom domain, uncached)", 5, 3, "");
-        // Host calls and guest instructions are what a component costs on Spin (see the README's
-        // "Performance"), so their counts explain the ratios. Both are exact, not timed.
+        // Host calls and guest instructions are what a component costs on Spin (see
+        // docs/performance.md), so their counts explain the ratios. Both are exact, not timed.
         for (counting, title) in [
             (Counting::HostCalls, "host calls per request (front component + hello):"),
             (

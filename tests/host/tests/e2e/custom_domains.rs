@@ -519,7 +519,8 @@ async fn detailed_health_checks_the_database_for_real(host: HostKind) {
 
 on_both_hosts!(the_admin_token_guards_detailed_health_and_namespace_info);
 async fn the_admin_token_guards_detailed_health_and_namespace_info(host: HostKind) {
-    let fixture = Fixture::sqlite(host, &[("admin_token", "s3cret-token")]).await;
+    let digest = sha256_hex(b"s3cret-token");
+    let fixture = Fixture::sqlite(host, &[("admin_token_sha256", &digest)]).await;
     let app = &fixture.app;
     for target in ["/health/detailed", "/dispatch"] {
         let reply = get("localhost", target).send(app).await;

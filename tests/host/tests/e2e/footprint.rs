@@ -1,6 +1,6 @@
 //! The dispatcher's linear memory stays small. Spin's pooling allocator writes back up to 2 MiB
 //! (`linear_memory_keep_resident`) of every instance's memory after each request, so memory the
-//! dispatcher does not need is time spent on every request (see the README's "Performance").
+//! dispatcher does not need is time spent on every request (see docs/performance.md).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -114,8 +114,8 @@ const SUBDOMAIN_GET_HOST_CALLS: u64 = 73;
 
 /// The WebAssembly instructions the same request runs in the dispatcher (wasmtime's fuel, about
 /// one per instruction). On Spin they are time too: Spin compiles guests with epoch checks,
-/// which the test host times at about 1.5 times the cost without (see the README's
-/// "Performance"). `scripts/bench test-host` counted 83,791 at `opt-level = "s"` with the
+/// which the test host times at about 1.5 times the cost without (see
+/// docs/performance.md). `scripts/bench test-host` counted 83,791 at `opt-level = "s"` with the
 /// system allocator, 42,646 at 3 with the bump arena (`arena`), 44,325 once the arena also
 /// counted its blocks in use (to start again when none is); this test's request, with
 /// `workers` set, ran 45,693, then 46,918 with the tenant limits' settings to read (issue 24),

@@ -6,6 +6,7 @@ mod support;
 mod api_contract;
 mod corpus;
 mod custom_domains;
+mod deploy_manifests;
 mod docs;
 mod errors_and_logs;
 mod footprint;

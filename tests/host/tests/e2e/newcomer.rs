@@ -107,7 +107,7 @@ async fn spin_add_makes_a_worker_that_joins_the_namespace_with_no_second_edit() 
     )
     .await;
     assert_eq!(info.text(), "Hello from my-app: /x\n");
-    // It was linked with the small stack the README recommends.
+    // It was linked with the small stack docs/performance.md recommends.
     let wasm = std::fs::read(app.join("my-app/target/wasm32-wasip2/release/my_app.wasm")).unwrap();
     assert!(wasm.len() > 1000);
     assert!(crate::footprint::stack_pointer_of(&wasm) <= 64 * 1024, "a 64 KiB stack");

@@ -332,7 +332,7 @@ async fn a_breaker_opens_after_worker_failures_probes_and_closes(host: HostKind)
         host,
         spec()
             .variable("breakers", "faulty:2/2s")
-            .variable("admin_token", "s3cret-token"),
+            .variable("admin_token_sha256", &sha256_hex(b"s3cret-token")),
     )
     .await;
     // A worker's own 5xx is its answer: it never opens the breaker.
