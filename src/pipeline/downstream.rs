@@ -1,4 +1,4 @@
-//! Phase 6, respond: the headers a client receives from a worker (Pingora's `response_filter`).
+//! Phase 7, respond: the headers a client receives from a worker (Pingora's `response_filter`).
 //!
 //! Browsers apply some response headers to more than the response: to the whole origin
 //! (`Strict-Transport-Security`, `NEL`, `Alt-Svc`, `Service-Worker-Allowed`...) or to the whole

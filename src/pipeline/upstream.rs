@@ -1,4 +1,4 @@
-//! Phase 4, forward: the headers a worker receives (Pingora's `upstream_request_filter`).
+//! Phase 6, upstream: the headers a worker receives (Pingora's `upstream_request_filter`).
 //!
 //! Whatever a client says about the request's origin is dropped, and the dispatcher states it
 //! itself, so a worker can trust `X-Forwarded-*` and `X-Request-Id` as the platform's word.

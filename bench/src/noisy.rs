@@ -21,7 +21,7 @@
 //! limited tenant against an unlimited one (the same `hello` under another name, with a limit it
 //! never reaches) against the lean forwarder.
 //!
-//! Usage: spin-noisy [seconds-per-run] [rounds] [flood-rate] [limit] [burn-ms]  (defaults 8 3 300 10 20)
+//! Usage: libra-bench noisy [seconds-per-run] [rounds] [flood-rate] [limit] [burn-ms]  (defaults 8 3 300 10 20)
 //! `NOISY_STORE=file` (the default: Spin's key-value store in a SQLite file, as a plain
 //! `spin up` has it), `memory` (Spin's SQLite store in memory, a runtime configuration without a
 //! path) or `redis` (a `redis-server` started for the run, on the clients' core).
@@ -157,15 +157,7 @@ fn app(core: &str, limit: u64, runtime_config: Option<String>) -> Result<SpinApp
             variables: Vec::new(),
         });
     }
-    options.extra_workers.push(ExtraWorker {
-        id: "forwarder-lean".into(),
-        wasm: wasm_path("forwarder-lean"),
-        allowed_outbound_hosts: vec!["http://hello.spin.internal".into()],
-        variables: Vec::new(),
-    });
-    options
-        .public_routes
-        .push(("/bench/forwarder-lean/...".into(), "forwarder-lean".into()));
+    crate::apps::add_lean_forwarder(&mut options);
     set_variable(
         &mut options.variables,
         "workers",
@@ -181,8 +173,7 @@ fn app(core: &str, limit: u64, runtime_config: Option<String>) -> Result<SpinApp
     SpinApp::start(&options)
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+pub fn run(args: &[String]) -> Result<()> {
     let arg = |i: usize, default: f64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (seconds, rounds, rate, limit, burn_ms) = (
         arg(0, 8.0),

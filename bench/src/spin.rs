@@ -20,7 +20,7 @@
 //!       membership from PostgreSQL with the cache warm,
 //!   (f) a logic-free forwarder (64 KiB stack) making the same outbound HTTP call.
 //!
-//! Usage: spin-bench [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
+//! Usage: libra-bench spin [seconds-per-round] [rounds] [concurrency]   (defaults: 4 6 16)
 //! `BENCH_ONLY=a,l,c` picks modes; `BENCH_N_WASM=<file>` runs (n) with another build of the
 //! dispatcher (to time a variant against the lean forwarder); `BENCH_V_WASM=<file>` adds mode
 //! (v), another build of the dispatcher configured as the shipped one is, in the same app, so
@@ -306,8 +306,7 @@ fn wrk(core: &str, app: &SpinApp, mode: &Mode, remote_port: u16, seconds: f64, c
     })
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+pub fn run(args: &[String]) -> Result<()> {
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4.0);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);

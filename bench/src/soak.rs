@@ -207,7 +207,7 @@ struct Outcome {
 
 /// Runs the plan with `CONCURRENCY` clients, each on its own keep-alive connection (a new one
 /// when the server closes it).
-async fn run(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -> Outcome {
+async fn drive(addr: SocketAddr, plan: Arc<Plan>, range: std::ops::Range<usize>) -> Outcome {
     let next = Arc::new(AtomicUsize::new(range.start));
     let clients = (0..CONCURRENCY).map(|_| {
         let (plan, next, range) = (plan.clone(), next.clone(), range.clone());
@@ -401,8 +401,14 @@ fn memory_mib(app: &Running) -> Result<(f64, f64)> {
     Ok((rss as f64 / 1024.0, peak as f64 / 1024.0))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+pub fn run(_args: &[String]) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(soak())
+}
+
+async fn soak() -> Result<()> {
     let requests = env_number("SOAK_REQUESTS", 20_000)?;
     let stream_mib = env_number("SOAK_STREAM_MIB", 100)?;
     let rss_limit_mib = env_number("SOAK_RSS_LIMIT_MIB", 20)? as f64;
@@ -436,7 +442,7 @@ async fn main() -> Result<()> {
 
     for (i, warm_up) in warm_ups.iter().enumerate() {
         let started = Instant::now();
-        let outcome = run(app.addr, warm_up.clone(), 0..requests).await;
+        let outcome = drive(app.addr, warm_up.clone(), 0..requests).await;
         if !outcome.failures.is_empty() {
             bail!(
                 "warm-up: {} failures, first: {}",
@@ -460,7 +466,7 @@ async fn main() -> Result<()> {
     let mut outcome = Outcome::default();
     for quarter in 0..4 {
         let range = requests * quarter / 4..requests * (quarter + 1) / 4;
-        outcome.add(run(app.addr, plan.clone(), range).await);
+        outcome.add(drive(app.addr, plan.clone(), range).await);
         resident.push(format!("{:.1}", memory_mib(&app)?.0));
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -545,7 +551,7 @@ async fn main() -> Result<()> {
         // The allocator settles in steps of several MiB, so one run can exceed the limit
         // without a leak; a leak grows again in the next run. So a second run decides.
         let before = memory_mib(&app)?.0;
-        let again = run(app.addr, confirmation.clone(), 0..requests).await;
+        let again = drive(app.addr, confirmation.clone(), 0..requests).await;
         let after = memory_mib(&app)?.0;
         println!(
             "memory: over the limit, so a confirmation run of {requests}: {before:.1} → {after:.1} MiB ({:+.1})",

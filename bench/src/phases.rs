@@ -8,7 +8,7 @@
 //! chained request, such as resolving the app's variables for its allowed-hosts check and
 //! running `hello`.
 //!
-//! Usage: spin-phases <dispatcher.wasm> [seconds] [rounds]   (defaults 5 3)
+//! Usage: libra-bench phases <dispatcher.wasm> [seconds] [rounds]   (defaults 5 3)
 
 use std::path::PathBuf;
 
@@ -16,11 +16,10 @@ use anyhow::{Context, Result, bail};
 use libra_test_host::spin_cli::{self, SpinApp, SpinOptions, bench_cores};
 use libra_test_host::stats::median;
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+pub fn run(args: &[String]) -> Result<()> {
     let wasm = std::path::absolute(PathBuf::from(
         args.first()
-            .context("usage: spin-phases <dispatcher.wasm> [seconds] [rounds]")?,
+            .context("usage: libra-bench phases <dispatcher.wasm> [seconds] [rounds]")?,
     ))?;
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);

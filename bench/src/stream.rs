@@ -9,8 +9,8 @@
 //! One sample is `bodies` bodies in a row on one connection: a 100 MiB body takes only tens of
 //! milliseconds here, too short to time alone on a noisy machine.
 //!
-//! Usage: spin-stream [MiB] [rounds] [bodies]   (defaults: 100 10 4). `BENCH_CORES=0,1` as for
-//! spin-bench.
+//! Usage: libra-bench stream [MiB] [rounds] [bodies]   (defaults: 100 10 4). `BENCH_CORES=0,1` as for
+//! libra-bench spin.
 
 use std::time::Instant;
 
@@ -131,8 +131,7 @@ async fn transfer(app: &SpinApp, direction: Direction, mib: usize, bodies: usize
     })
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+pub fn run(args: &[String]) -> Result<()> {
     let mib: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let bodies: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4);

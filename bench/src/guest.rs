@@ -9,32 +9,23 @@
 //! Modes: the lean forwarder (l), the dispatcher by subdomain (c), and with `BENCH_V_WASM=<file>`
 //! that build of the dispatcher beside the shipped one, configured as it is (v).
 //!
-//! Usage: spin-guest [seconds]   (default 10)
+//! Usage: libra-bench guest [seconds]   (default 10)
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use libra_test_host::spin_cli::{ExtraWorker, SpinApp, SpinOptions, bench_cores};
+use libra_test_host::spin_cli::{SpinApp, SpinOptions, bench_cores};
 use libra_test_host::stats::median;
-use libra_test_host::wasm_path;
 
-fn main() -> Result<()> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+pub fn run(args: &[String]) -> Result<()> {
+    let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10);
     let (spin_core, wrk_core) = bench_cores()?;
     let mut options = SpinOptions::pinned(&spin_core);
     options
         .env
         .push(("RUST_LOG".into(), "spin_factors_executor=trace".into()));
-    options.extra_workers.push(ExtraWorker {
-        id: "forwarder-lean".into(),
-        wasm: wasm_path("forwarder-lean"),
-        allowed_outbound_hosts: vec!["http://hello.spin.internal".into()],
-        variables: Vec::new(),
-    });
-    options
-        .public_routes
-        .push(("/bench/forwarder-lean/...".into(), "forwarder-lean".into()));
+    crate::apps::add_lean_forwarder(&mut options);
     let mut modes = vec![
         ("(l) lean forwarder", "localhost", "/bench/forwarder-lean/"),
         ("(c) dispatcher, subdomain", "hello.localhost", "/"),

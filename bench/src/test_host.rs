@@ -10,7 +10,7 @@
 //!   (h) the dispatcher answering `/health` itself, for scale.
 //! The rounds interleave the modes so machine noise hits them alike; medians are reported.
 //!
-//! Usage: bench [seconds-per-sample] [rounds] [concurrency]   (defaults: 0.5 24 16)
+//! Usage: libra-bench test-host [seconds-per-sample] [rounds] [concurrency]   (defaults: 0.5 24 16)
 //! `BENCH_VAR_<NAME>=value` overrides a Spin variable; `BENCH_ONLY=1,2` runs only those modes
 //! (0-based indexes into the list above).
 
@@ -161,8 +161,7 @@ async fn sample(apps: &Apps, mode: Mode, duration: Duration, concurrency: usize)
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+pub fn run(args: &[String]) -> anyhow::Result<()> {
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(0.5);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(24);
     let concurrency: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
@@ -280,4 +279,5 @@ fn main() {
             println!("wasm size {:<18} {:>8} bytes", package, size);
         }
     });
+    Ok(())
 }

@@ -10,7 +10,7 @@
 //! cache. Both are printed: the first run of each app is "cache cold" only if the cache has no
 //! entry for this build yet.
 //!
-//! Usage: spin-cold-start [runs]   (default 7). `BENCH_CORES=0,1` as for spin-bench.
+//! Usage: libra-bench cold-start [runs]   (default 7). `BENCH_CORES=0,1` as for libra-bench spin.
 
 use std::time::Instant;
 
@@ -51,8 +51,8 @@ fn one_start(runtime: &tokio::runtime::Runtime, options: &SpinOptions, host: &st
     Ok([ready, first, second])
 }
 
-fn main() -> Result<()> {
-    let runs: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
+pub fn run(args: &[String]) -> Result<()> {
+    let runs: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(7);
     let (spin_core, client_core) = bench_cores()?;
     let (spin_core, client_core) = (spin_core.as_str(), client_core.as_str());
     pin_this_process(client_core)?;
