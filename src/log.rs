@@ -5,7 +5,8 @@
 //! - every line: `time`, `level`, `requestId`;
 //! - the line each request ends with: `method`, `host`, `path`, `route`, `worker`, `location`
 //!   (each `null` when not known), `status`, `durationMs`, and where they apply `error` (the
-//!   problem's code), `limit` and `breaker` (the tenant's decisions) and the cause of a
+//!   problem's code), `limit` and `breaker` (the tenant's decisions), `traceId` (the client's
+//!   trace, when its context is valid: `crate::pipeline::trace`) and the cause of a
 //!   configuration error (`variable`, `setting`, `problem`). It is the one line with `status`;
 //! - any other line, a warning or an error about something the request met: a `message`, and
 //!   the fields that say what (`host`, `worker`, `reason`, `problem`, `cause`).
@@ -62,6 +63,9 @@ pub struct LogLine<'a> {
     /// The tenant's circuit breaker: `closed`, `open`, `probe` or `store_error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<&'static str>,
+    /// The client's trace (its valid `traceparent`), which Spin's exported spans continue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
     /// The application variable that is unusable or cannot be read...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variable: Option<&'a str>,

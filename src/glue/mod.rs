@@ -87,7 +87,10 @@ impl Guest for Dispatcher {
         };
 
         phases::mark("served");
-        let report = report.unwrap_or_default();
+        let report = report.unwrap_or_else(|| pipeline::Report {
+            trace: pipeline::trace::client_trace(&head.headers),
+            ..pipeline::Report::default()
+        });
         let level = level_for(served.status, report.limit, report.breaker);
         let threshold = config.as_ref().map_or(LogLevel::Info, |c| c.log_level);
         if level >= threshold {
@@ -107,6 +110,7 @@ impl Guest for Dispatcher {
                 error: served.cut_short.or(served.error.as_ref().map(DispatchError::code)),
                 limit: report.limit,
                 breaker: report.breaker,
+                trace_id: report.trace.as_ref().map(|trace| trace.as_str()),
                 ..LogLine::default()
             };
             match served.error.as_ref().and_then(DispatchError::cause) {

@@ -25,6 +25,7 @@ pub mod limit;
 pub mod namespace;
 pub mod request;
 pub mod route;
+pub mod trace;
 pub mod trailers;
 pub mod upstream;
 pub mod worker_name;
@@ -141,6 +142,8 @@ pub struct Report {
     /// The tenant's rate limit and breaker decisions, where it has them.
     pub limit: Option<&'static str>,
     pub breaker: Option<&'static str>,
+    /// The client's trace, when its trace context is valid ([`trace`]).
+    pub trace: Option<trace::TraceId>,
 }
 
 /// A request's plan, with its report, and what [`finish`] needs to tell the tenant's breaker.
@@ -160,6 +163,7 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
             host: decision.host,
             route: decision.route,
             worker: decision.worker,
+            trace: trace::client_trace(&ctx.head.headers),
             ..Report::default()
         },
         tenant: None,
@@ -221,7 +225,8 @@ fn plan_forward(
         response_headers = admission.headers.clone();
         planned.tenant = Some((admission, keys));
     }
-    let mut forward = prepare_forward(ctx, host, worker, location, pending);
+    let traced = planned.report.trace.is_some();
+    let mut forward = prepare_forward(ctx, host, worker, location, pending, traced);
     forward.response_headers = response_headers;
     Ok(forward)
 }
@@ -326,8 +331,16 @@ pub fn admit_limits(pending: &Pending, limits: &impl Limits) -> Result<(), Dispa
     Ok(())
 }
 
-/// Phase 6 for a worker whose location is known: the request it receives.
-pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: Location, pending: Pending) -> Forward {
+/// Phase 6 for a worker whose location is known: the request it receives. `traced`: the client's
+/// trace context is valid, and passes on.
+pub fn prepare_forward(
+    ctx: Context,
+    host: &Host,
+    worker: WorkerName,
+    location: Location,
+    pending: Pending,
+    traced: bool,
+) -> Forward {
     let head = ctx.head;
     let client_ip = upstream::client_ip(&head.headers);
     let provenance = upstream::Provenance {
@@ -335,6 +348,7 @@ pub fn prepare_forward(ctx: Context, host: &Host, worker: WorkerName, location: 
         proto: upstream::proto(&head.headers),
         client_ip: client_ip.as_deref(),
         request_id: ctx.request_id,
+        traced,
     };
     let mut headers = upstream::headers(&head.headers, &provenance, pending.kind.shares_dispatcher_origin());
     if matches!(location, Location::Remote(_)) {

@@ -5,6 +5,7 @@
 
 use crate::pipeline::hop_by_hop::HopByHop;
 use crate::pipeline::request::Headers;
+use crate::pipeline::trace::is_trace_header;
 
 /// What the dispatcher knows about the request, to tell the worker.
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct Provenance<'a> {
     /// The peer's IP address, from Spin's `spin-client-addr`.
     pub client_ip: Option<&'a str>,
     pub request_id: &'a str,
+    /// The client's trace context is valid ([`crate::pipeline::trace`]): it passes on as it is.
+    /// Otherwise neither of its headers does.
+    pub traced: bool,
 }
 
 /// Client headers that claim to describe the request's origin or route: proxies' and CDNs'
@@ -64,7 +68,10 @@ pub fn headers(client: &Headers, provenance: &Provenance, shared_origin: bool) -
     let mut headers: Headers = client
         .iter()
         .filter(|(name, _)| {
-            let dropped = is_spoofable(name) || hop_by_hop.contains(name) || (shared_origin && is_cookie(name));
+            let dropped = is_spoofable(name)
+                || hop_by_hop.contains(name)
+                || (shared_origin && is_cookie(name))
+                || (!provenance.traced && is_trace_header(name));
             !dropped
         })
         .cloned()
@@ -80,12 +87,18 @@ pub fn headers(client: &Headers, provenance: &Provenance, shared_origin: bool) -
 
 /// The client's trailers as the worker receives them: the same rules as its headers, so a
 /// trailer can no more claim the request's origin (`X-Forwarded-For`, `spin-*`) than a header
-/// can, nor carry a shared origin's cookies. Nothing is added.
+/// can, nor carry a shared origin's cookies, nor a trace context that came too late to be
+/// checked. Nothing is added.
 pub fn trailers(client: Headers, shared_origin: bool) -> Headers {
     let hop_by_hop = HopByHop::of(&client);
     client
         .into_iter()
-        .filter(|(name, _)| !(is_spoofable(name) || hop_by_hop.contains(name) || (shared_origin && is_cookie(name))))
+        .filter(|(name, _)| {
+            !(is_spoofable(name)
+                || hop_by_hop.contains(name)
+                || (shared_origin && is_cookie(name))
+                || is_trace_header(name))
+        })
         .collect()
 }
 
@@ -183,6 +196,7 @@ mod tests {
             proto: "https",
             client_ip: Some("10.1.2.3"),
             request_id: "rid-1",
+            traced: true,
         };
         let out = headers(&client, &provenance, false);
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
@@ -234,6 +248,7 @@ mod tests {
             proto: "https",
             client_ip: None,
             request_id: "rid",
+            traced: true,
         };
         let shared = headers(&client, &provenance, true);
         assert!(!shared.iter().any(|(n, _)| n == "cookie"));
@@ -262,5 +277,30 @@ mod tests {
             Some("::1")
         );
         assert_eq!(proto(&headers_of(&[("spin-full-url", "HTTPS://a/")])), "https");
+    }
+
+    #[test]
+    fn an_unsound_trace_context_does_not_pass_on() {
+        let client = headers_of(&[
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ("tracestate", "vendor=1"),
+            ("accept", "*/*"),
+        ]);
+        let mut provenance = Provenance {
+            host: "hello.localhost",
+            proto: "http",
+            client_ip: None,
+            request_id: "rid",
+            traced: true,
+        };
+        let sound = headers(&client, &provenance, false);
+        assert_eq!(value(&sound, "traceparent").len(), 1);
+        assert_eq!(value(&sound, "tracestate"), vec!["vendor=1"]);
+        provenance.traced = false;
+        let unsound = headers(&client, &provenance, false);
+        assert!(value(&unsound, "traceparent").is_empty() && value(&unsound, "tracestate").is_empty());
+        assert_eq!(value(&unsound, "accept"), vec!["*/*"]);
+        // A trailer never carries one: it arrives after the request was traced.
+        assert!(trailers(client, false).iter().all(|(name, _)| !is_trace_header(name)));
     }
 }

@@ -48,9 +48,17 @@ pub struct AppSpec {
     /// Spin only: a runtime configuration (`--runtime-config-file`), such as a key-value store on
     /// Redis. The test host has no such file: it refuses a spec that sets one.
     pub runtime_config: Option<String>,
+    /// Spin only: environment variables for the Spin process (an OTLP exporter's, say). The
+    /// test host exports nothing: it refuses a spec that sets one.
+    pub env: Vec<(String, String)>,
 }
 
 impl AppSpec {
+    pub fn env(mut self, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(pairs);
+        self
+    }
+
     /// An application variable, or a key of the dispatcher's `settings`
     /// ([`crate::set_variable`]), so a test names the setting it changes.
     pub fn variable(mut self, name: &str, value: &str) -> Self {
@@ -118,6 +126,16 @@ impl Running {
     /// An app of one worker component on every path (`route = "/..."`), as a tenant deployed on
     /// its own is (its own Spin app, SpinApp or Fermyon Cloud app).
     pub async fn start_single(kind: HostKind, package: &str, listen: SocketAddr) -> Result<Running> {
+        Running::start_single_with(kind, package, listen, Vec::new()).await
+    }
+
+    /// [`Running::start_single`] with environment variables for Spin ([`AppSpec::env`]).
+    pub async fn start_single_with(
+        kind: HostKind,
+        package: &str,
+        listen: SocketAddr,
+        env: Vec<(String, String)>,
+    ) -> Result<Running> {
         let dir = tempfile::tempdir()?;
         let manifest = dir.path().join("spin.toml");
         std::fs::write(
@@ -132,6 +150,7 @@ impl Running {
         let spec = AppSpec {
             manifest: Some(manifest),
             listen: Some(listen),
+            env,
             ..AppSpec::default()
         };
         let mut running = Running::start(kind, &spec).await?;
@@ -160,6 +179,9 @@ impl Running {
             HostKind::TestHost => {
                 if spec.runtime_config.is_some() {
                     anyhow::bail!("the test host takes no runtime configuration: run this on Spin");
+                }
+                if !spec.env.is_empty() {
+                    anyhow::bail!("the test host has no Spin process to give an environment: run this on Spin");
                 }
                 let mut options = AppOptions {
                     variables: spec.variables.clone(),
@@ -209,6 +231,7 @@ impl Running {
                     options.manifest = manifest.clone();
                 }
                 options.runtime_config = spec.runtime_config.clone();
+                options.env.extend(spec.env.iter().cloned());
                 let vault = if spec.failing_variables.is_empty() {
                     None
                 } else {

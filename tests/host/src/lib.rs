@@ -19,6 +19,7 @@ pub mod harness;
 mod http_server;
 mod key_value;
 pub mod manifest;
+pub mod otlp;
 mod outbound;
 pub mod ports;
 mod postgres;

@@ -4,6 +4,7 @@
 mod support;
 
 mod api_contract;
+mod collector_config;
 mod corpus;
 mod custom_domains;
 mod deploy_manifests;
@@ -19,3 +20,4 @@ mod remote;
 mod replicas;
 mod routing;
 mod tenant_limits;
+mod tracing;
