@@ -291,6 +291,28 @@ impl Config {
         Ok(Some(digest))
     }
 
+    /// The origins whose pages may read the API (`cors_origins`), parsed only by requests to
+    /// the API's paths; `Ok(None)` when none may.
+    pub fn cors(&self) -> Result<Option<crate::pipeline::cors::Origins>, ConfigError> {
+        crate::pipeline::cors::Origins::parse(self.settings.get("cors_origins").unwrap_or("")).map_err(|problem| {
+            ConfigError {
+                variable: "cors_origins",
+                problem,
+            }
+        })
+    }
+
+    /// A key of `settings` as given, else its default (`true`: the default), for explanations.
+    pub fn setting_text(&self, key: &'static str) -> (&str, bool) {
+        if key == "workers" {
+            return (&self.workers, self.settings.get(key).is_none());
+        }
+        match self.settings.get(key) {
+            Some(value) => (value, false),
+            None => (default_of(key), true),
+        }
+    }
+
     /// Parses every setting now, rather than when a request needs it: for `libra-check` and the
     /// tests, so a value is refused before any request meets it.
     pub fn check_all(&self) -> Result<(), ConfigError> {
@@ -302,6 +324,7 @@ impl Config {
         self.limits()?;
         self.workers()?;
         self.admin_token_digest()?;
+        self.cors()?;
         Ok(())
     }
 
@@ -656,6 +679,12 @@ mod tests {
                     accepted(setting.name, &"aB".repeat(32));
                     refused(setting.name, "s3cret");
                     refused(setting.name, &"g".repeat(64));
+                }
+                Kind::Origins => {
+                    accepted(setting.name, "*");
+                    accepted(setting.name, "https://console.example.com, http://localhost:5173");
+                    refused(setting.name, "console.example.com");
+                    refused(setting.name, "*, https://console.example.com");
                 }
                 Kind::Names | Kind::Text => {}
             }

@@ -25,6 +25,8 @@ pub enum DispatchError {
     NotFound,
     /// A dispatch path with a dot segment (`.`, `..`, escaped or not).
     InvalidPath,
+    /// `/dispatch/explain` without one absolute `http(s)` URL to explain: why.
+    InvalidUrl(&'static str),
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -82,7 +84,7 @@ impl DispatchError {
         use DispatchError::*;
         match self {
             InvalidHost | MissingWorkerName | InvalidWorkerName(_) | InvalidContentLength | RequestBodyFailed
-            | InvalidPath => 400,
+            | InvalidPath | InvalidUrl(_) => 400,
             Unauthorized => 401,
             RequestTimeout => 408,
             HostNotRouted | WorkerNotFound(_) | CustomDomainNotFound | NotFound => 404,
@@ -114,6 +116,7 @@ impl DispatchError {
             CustomDomainNotFound => "custom_domain_not_found",
             NotFound => "not_found",
             InvalidPath => "invalid_path",
+            InvalidUrl(_) => "invalid_url",
             MethodNotAllowed { .. } => "method_not_allowed",
             InvalidContentLength => "invalid_content_length",
             PayloadTooLarge { .. } => "payload_too_large",
@@ -147,6 +150,7 @@ impl DispatchError {
             CustomDomainNotFound => "Custom domain not found",
             NotFound => "Not found",
             InvalidPath => "Invalid path",
+            InvalidUrl(_) => "Invalid URL",
             MethodNotAllowed { .. } => "Method not allowed",
             InvalidContentLength => "Invalid Content-Length",
             PayloadTooLarge { .. } => "Payload too large",
@@ -183,6 +187,7 @@ impl DispatchError {
             CustomDomainNotFound => "This domain is not configured for any worker, or is not verified yet.".into(),
             NotFound => "No such endpoint on the dispatcher.".into(),
             InvalidPath => "A dispatch path may not contain '.' or '..' segments.".into(),
+            InvalidUrl(why) => (*why).into(),
             MethodNotAllowed { allow } => format!("Allowed methods: {allow}."),
             InvalidContentLength => "Content-Length must be one non-negative integer.".into(),
             PayloadTooLarge { limit } => format!("The request body exceeds the limit of {limit} bytes."),
@@ -292,6 +297,7 @@ impl DispatchError {
             CustomDomainNotFound,
             NotFound,
             InvalidPath,
+            InvalidUrl(""),
             MethodNotAllowed { allow: "" },
             InvalidContentLength,
             PayloadTooLarge { limit: 0 },
@@ -364,6 +370,7 @@ mod tests {
                 DispatchError::InvalidHost
                 | DispatchError::HostNotRouted
                 | DispatchError::MissingWorkerName
+                | DispatchError::InvalidUrl(_)
                 | DispatchError::InvalidWorkerName(_)
                 | DispatchError::WorkerNotFound(_)
                 | DispatchError::CustomDomainNotFound

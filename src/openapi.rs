@@ -9,7 +9,7 @@ use utoipa::PartialSchema;
 use crate::VERSION;
 use crate::api;
 use crate::error::{DispatchError, PROBLEM_CONTENT_TYPE, Problem};
-use crate::pipeline::route::{API_ROUTES, ApiTarget, DISPATCH_PREFIXES, Endpoint};
+use crate::pipeline::route::{API_ROUTES, ApiTarget, DISPATCH_PREFIXES, EXPLAIN_PATHS, Endpoint};
 use crate::pipeline::worker_name::BUILT_IN_RESERVED;
 
 /// Methods path and query dispatch forward, as OpenAPI names them: the `Allow` list admission
@@ -29,6 +29,9 @@ pub fn document() -> Value {
             ApiTarget::Docs => docs_operations(route.path),
         };
         paths.insert(route.path.to_string(), operations);
+    }
+    for path in EXPLAIN_PATHS {
+        paths.insert(path.to_string(), explain_operations(path != "/dispatch/explain"));
     }
     for prefix in DISPATCH_PREFIXES {
         let alias = prefix != "/dispatch";
@@ -137,6 +140,16 @@ fn schemas() -> Value {
     );
     add("Namespace", <api::Namespace<'static> as PartialSchema>::schema());
     add("Routing", <api::Routing as PartialSchema>::schema());
+    use crate::pipeline::explain;
+    add("Explanation", <explain::Explanation as PartialSchema>::schema());
+    add(
+        "ExplainedLocation",
+        <explain::ExplainedLocation as PartialSchema>::schema(),
+    );
+    add("CacheState", <explain::CacheState as PartialSchema>::schema());
+    add("ExplainedLimits", <explain::ExplainedLimits as PartialSchema>::schema());
+    add("Outcome", <explain::Outcome as PartialSchema>::schema());
+    add("SettingUsed", <explain::SettingUsed as PartialSchema>::schema());
     add("Problem", <Problem<'static> as PartialSchema>::schema());
     let mut codes: Vec<&str> = DispatchError::every_kind().iter().map(DispatchError::code).collect();
     codes.sort();
@@ -211,13 +224,32 @@ fn operation(tag: &str, summary: &str, operation_id: String, responses: serde_js
 fn read_only(tag: &str, summary: &str, id: &str, responses: serde_json::Map<String, Value>) -> Value {
     let mut responses = responses;
     common_errors(&mut responses);
-    responses.insert("405".into(), problem("`method_not_allowed`: only GET and HEAD."));
+    responses.insert(
+        "405".into(),
+        problem("`method_not_allowed`: only GET, HEAD and OPTIONS."),
+    );
     let mut get = operation(tag, summary, format!("get{id}"), responses.clone());
     get["description"] = json!("`HEAD` answers the same, without the body.");
     // In the document for tools; the reference shows the `GET` only.
     let mut head = operation(tag, summary, format!("head{id}"), responses);
     head["x-scalar-ignore"] = json!(true);
-    json!({ "get": get, "head": head })
+    let mut options_responses = serde_json::Map::new();
+    options_responses.insert(
+        "204".into(),
+        json!({
+            "description": "The methods this path serves (`Allow`). A CORS preflight from an origin \
+                `cors_origins` allows also gets `Access-Control-Allow-Origin`, `-Methods` (`GET, HEAD`), \
+                `-Headers` (`authorization`) and `-Max-Age`, on `/dispatch`, `/health`, \
+                `/health/detailed`, `/openapi.json` and `/dispatch/explain`.",
+            "headers": {
+                "Allow": { "schema": { "type": "string", "const": crate::pipeline::route::API_ROUTE_METHODS } },
+                "X-Request-Id": { "$ref": "#/components/headers/RequestId" }
+            }
+        }),
+    );
+    let mut options = operation(tag, summary, format!("options{id}"), options_responses);
+    options["x-scalar-ignore"] = json!(true);
+    json!({ "get": get, "head": head, "options": options })
 }
 
 fn endpoint_operations(endpoint: Endpoint) -> Value {
@@ -284,13 +316,71 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
             operations
         }
         Endpoint::NamespaceInfo => unreachable!("served at the dispatch prefixes, described there"),
+        Endpoint::Options | Endpoint::Explain => unreachable!("not in the route table"),
     }
+}
+
+/// `/dispatch/explain` and its deprecated alias.
+fn explain_operations(alias: bool) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(
+        "200".into(),
+        with_request_id(
+            "How the URL would be routed. No worker was called and nothing was counted or cached.",
+            json!({ "application/json": { "schema": schema_ref("Explanation") } }),
+        ),
+    );
+    responses.insert(
+        "400".into(),
+        problem(
+            "`invalid_url`: `url` is missing, repeated, not UTF-8 or not an absolute http(s) URL; or `invalid_host`.",
+        ),
+    );
+    responses.insert(
+        "401".into(),
+        problem("`unauthorized`: `admin_token_sha256` is set and the token was not given."),
+    );
+    let id = if alias { "ApiExplain" } else { "Explain" };
+    let mut operations = read_only(
+        "about",
+        "Explain how a URL would be routed, without calling any worker",
+        id,
+        responses,
+    );
+    for (method, operation) in operations.as_object_mut().expect("operations") {
+        if method == "options" {
+            continue;
+        }
+        operation["parameters"].as_array_mut().expect("parameters").push(json!({
+            "name": "url",
+            "in": "query",
+            "required": true,
+            "description": "The absolute http(s) URL to explain, percent-encoded.",
+            "schema": { "type": "string", "format": "uri" },
+            "example": "https://shop.example.com/cart?item=1"
+        }));
+        operation["description"] = json!(
+            "Runs the dispatcher's own phases on a `GET` of `url` in a world that only reads: host \
+             class, route kind, worker, location (local component or remote URL), the custom-domain \
+             cache's state, the limits and breaker state that apply, and the settings that decided it. \
+             Admin only when `admin_token_sha256` is set."
+        );
+        if alias {
+            operation["deprecated"] = json!(true);
+            operation["x-scalar-ignore"] = json!(true);
+        }
+    }
+    admin_only(&mut operations);
+    operations
 }
 
 /// Optional bearer: needed only when the `admin_token_sha256` setting is set.
 fn admin_only(operations: &mut Value) {
-    for operation in operations.as_object_mut().expect("operations").values_mut() {
-        operation["security"] = json!([{}, { "adminToken": [] }]);
+    // A preflight never carries the token, and needs none.
+    for (method, operation) in operations.as_object_mut().expect("operations") {
+        if method != "options" {
+            operation["security"] = json!([{}, { "adminToken": [] }]);
+        }
     }
 }
 
@@ -548,7 +638,7 @@ mod tests {
     fn tenant_limits_are_documented_on_every_dispatch_operation() {
         let document = document();
         for (template, item) in document["paths"].as_object().unwrap() {
-            if !template.contains("dispatch") {
+            if !template.contains("dispatch") || EXPLAIN_PATHS.contains(&template.as_str()) {
                 continue;
             }
             for (method, operation) in item.as_object().unwrap() {
@@ -612,7 +702,13 @@ mod tests {
                 assert!(described.contains(&path), "{path} is not described");
             }
         }
-        assert_eq!(described.len(), API_ROUTES.len() + 3 * DISPATCH_PREFIXES.len());
+        for path in EXPLAIN_PATHS {
+            assert!(described.contains(&path.to_string()), "{path} is not described");
+        }
+        assert_eq!(
+            described.len(),
+            API_ROUTES.len() + 3 * DISPATCH_PREFIXES.len() + EXPLAIN_PATHS.len()
+        );
     }
 
     #[test]
@@ -649,7 +745,9 @@ mod tests {
         }
         assert_eq!(
             resolve(&HostClass::Dispatcher, "POST", "/openapi.json", &config()),
-            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
+            Err(DispatchError::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS"
+            })
         );
     }
 

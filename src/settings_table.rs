@@ -35,6 +35,8 @@ pub enum Kind {
     Breakers,
     /// A SHA-256 digest in hexadecimal (64 characters).
     Sha256,
+    /// `*`, or comma-separated origins (`crate::pipeline::cors`).
+    Origins,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
             }
             Kind::Breakers => "`worker:failures/duration` or `worker:off`, comma-separated; `*` for all".into(),
             Kind::Sha256 => "64 hexadecimal digits".into(),
+            Kind::Origins => "`*`, or origins (`https://host[:port]`), comma-separated".into(),
         }
     }
 }
@@ -191,6 +194,12 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Sha256,
         "",
         "the SHA-256 of the admin token (`printf %s \"$token\" | sha256sum`): `/health/detailed` and `GET /dispatch` need `Authorization: Bearer <token>`; unset, they are open in development and closed in production. A digest is no secret, so no secret provider is involved",
+    ),
+    setting(
+        "cors_origins",
+        Kind::Origins,
+        "",
+        "pages on these origins may read `/dispatch`, `/health`, `/health/detailed`, `/openapi.json` and `/dispatch/explain` (CORS, never with credentials); empty: none. Tenant hosts and paths keep their own CORS",
     ),
     setting(
         "rate_limits",

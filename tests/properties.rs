@@ -163,12 +163,14 @@ proptest! {
         headers in headers_like(),
         client_ip in proptest::option::of("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}"),
         shared_origin in any::<bool>(),
+        traced in any::<bool>(),
     ) {
         let provenance = upstream::Provenance {
             host: "echo.libra.sh",
             proto: "https",
             client_ip: client_ip.as_deref(),
             request_id: "rid-1",
+            traced,
         };
         let out = upstream::headers(&headers, &provenance, shared_origin);
         let ours = ["x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "x-request-id"];
@@ -178,6 +180,8 @@ proptest! {
             }
             prop_assert!(!is_spoofable(name), "{name} reached the worker");
             prop_assert!(!(shared_origin && name.eq_ignore_ascii_case("cookie")));
+            // An unsound trace context never reaches the worker.
+            prop_assert!(traced || !["traceparent", "tracestate"].contains(&name.to_ascii_lowercase().as_str()));
         }
         let set = |name: &str| out.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
         prop_assert_eq!(set("x-forwarded-host"), vec![b"echo.libra.sh".to_vec()]);

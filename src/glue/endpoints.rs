@@ -11,17 +11,21 @@ use crate::api;
 use crate::cache;
 use crate::config::LookupConfig;
 use crate::error::DispatchError;
-use crate::pipeline::route::Endpoint;
+use crate::pipeline::explain;
+use crate::pipeline::request::Headers;
+use crate::pipeline::route::{API_ROUTE_METHODS, Endpoint};
 use crate::pipeline::worker_name::WorkerName;
 use crate::pipeline::world::{CacheStore, World};
 use crate::pipeline::{self, Context};
 
+/// Answers `endpoint`, adding `extra` headers (CORS) to what it sends.
 pub fn respond(
     endpoint: Endpoint,
     response_out: ResponseOutparam,
     ctx: Context,
     authenticated: bool,
     world: &mut SpinWorld,
+    extra: &Headers,
 ) -> Result<u16, Failure> {
     let (head, request_id) = (ctx.head, ctx.request_id);
     match endpoint {
@@ -35,7 +39,7 @@ pub fn respond(
                 return Ok(io::send(response_out, 302, headers, b"", &head.method));
             }
             let body = serde_json::to_vec(&api::index()).expect("endpoint bodies always serialise");
-            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method, extra))
         }
         Endpoint::ServerOptions => {
             let headers = vec![
@@ -47,11 +51,28 @@ pub fn respond(
             ];
             Ok(io::send(response_out, 204, headers, b"", &head.method))
         }
+        Endpoint::Options => {
+            let mut headers = vec![
+                ("allow".to_string(), API_ROUTE_METHODS.as_bytes().to_vec()),
+                ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
+            ];
+            headers.extend(extra.iter().cloned());
+            Ok(io::send(response_out, 204, headers, b"", &head.method))
+        }
+        Endpoint::Explain => {
+            let (url, explained) = match explain::target(&head.path_and_query) {
+                Ok(target) => target,
+                Err(error) => return Err((response_out, error)),
+            };
+            let explanation = explain::explain(ctx, url, &explained, world);
+            let body = serde_json::to_vec(&explanation).expect("endpoint bodies always serialise");
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method, extra))
+        }
         Endpoint::Health => {
             let timestamp = io::now_rfc3339();
             let body = serde_json::to_vec(&api::health(&timestamp, ctx.config.environment()))
                 .expect("endpoint bodies always serialise");
-            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method, extra))
         }
         Endpoint::HealthDetailed => {
             let (workers, lookups) = match described_namespace(ctx) {
@@ -75,7 +96,14 @@ pub fn respond(
             }
             let status = if report.healthy() { 200 } else { 503 };
             let body = serde_json::to_vec(&report).expect("endpoint bodies always serialise");
-            Ok(io::send_json(response_out, status, &body, request_id, &head.method))
+            Ok(io::send_json(
+                response_out,
+                status,
+                &body,
+                request_id,
+                &head.method,
+                extra,
+            ))
         }
         Endpoint::NamespaceInfo => {
             let (workers, lookups) = match described_namespace(ctx) {
@@ -93,7 +121,7 @@ pub fn respond(
                 request_id,
             );
             let body = serde_json::to_vec(&info).expect("endpoint bodies always serialise");
-            Ok(io::send_json(response_out, 200, &body, request_id, &head.method))
+            Ok(io::send_json(response_out, 200, &body, request_id, &head.method, extra))
         }
     }
 }

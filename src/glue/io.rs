@@ -92,21 +92,38 @@ pub fn send(response_out: ResponseOutparam, status: u16, mut headers: Headers, b
     status
 }
 
-pub fn send_json(response_out: ResponseOutparam, status: u16, body: &[u8], request_id: &str, method: &str) -> u16 {
-    let headers = vec![
+/// A JSON body of the dispatcher's own, with `extra` headers (CORS).
+pub fn send_json(
+    response_out: ResponseOutparam,
+    status: u16,
+    body: &[u8],
+    request_id: &str,
+    method: &str,
+    extra: &Headers,
+) -> u16 {
+    let mut headers = vec![
         ("content-type".to_string(), b"application/json".to_vec()),
         ("cache-control".to_string(), b"no-store".to_vec()),
         ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
     ];
+    headers.extend(extra.iter().cloned());
     send(response_out, status, headers, body, method)
 }
 
-pub fn send_problem(response_out: ResponseOutparam, error: &DispatchError, request_id: &str, method: &str) -> u16 {
+/// A problem document, with `extra` headers (CORS).
+pub fn send_problem(
+    response_out: ResponseOutparam,
+    error: &DispatchError,
+    request_id: &str,
+    method: &str,
+    extra: &Headers,
+) -> u16 {
     let mut headers = vec![
         ("content-type".to_string(), PROBLEM_CONTENT_TYPE.as_bytes().to_vec()),
         ("cache-control".to_string(), b"no-store".to_vec()),
         ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
     ];
+    headers.extend(extra.iter().cloned());
     headers.extend(
         error
             .extra_headers()

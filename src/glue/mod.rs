@@ -75,7 +75,7 @@ impl Guest for Dispatcher {
                 (served, Some(planned.report))
             }
             Err(error) => {
-                let status = io::send_problem(response_out, error, &request_id, &head.method);
+                let status = io::send_problem(response_out, error, &request_id, &head.method, &Vec::new());
                 (
                     Served {
                         error: Some(error.clone()),
@@ -137,7 +137,7 @@ fn carry_out(
         Plan::Endpoint {
             endpoint,
             authenticated,
-        } => endpoints::respond(*endpoint, response_out, ctx, *authenticated, world),
+        } => endpoints::respond(*endpoint, response_out, ctx, *authenticated, world, &planned.headers),
         Plan::Refuse(error) => Err((response_out, error.clone())),
         Plan::Forward(forward) => {
             let limits = pipeline::ConfigLimits(ctx.config);
@@ -152,20 +152,20 @@ fn carry_out(
                 }
                 Err((response_out, error)) => {
                     pipeline::finish(planned, world, pipeline::limit::outcome_of(Some(&error)));
-                    refused(response_out, ctx, error)
+                    refused(response_out, ctx, error, &planned.headers)
                 }
             };
         }
     };
     match result {
         Ok(status) => Served::answered(status),
-        Err((response_out, error)) => refused(response_out, ctx, error),
+        Err((response_out, error)) => refused(response_out, ctx, error, &planned.headers),
     }
 }
 
-/// Answers with a problem document.
-fn refused(response_out: ResponseOutparam, ctx: Context, error: DispatchError) -> Served {
-    let status = io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method);
+/// Answers with a problem document, with the plan's `extra` headers (CORS).
+fn refused(response_out: ResponseOutparam, ctx: Context, error: DispatchError, extra: &pipeline::Headers) -> Served {
+    let status = io::send_problem(response_out, &error, ctx.request_id, &ctx.head.method, extra);
     Served {
         error: Some(error),
         ..Served::answered(status)

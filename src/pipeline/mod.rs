@@ -17,8 +17,10 @@
 //! the [`world::World`] trait, which the glue implements for Spin and the tests in memory.
 
 pub mod admit;
+pub mod cors;
 pub mod directory;
 pub mod downstream;
+pub mod explain;
 pub mod hop_by_hop;
 pub mod host;
 pub mod limit;
@@ -151,6 +153,9 @@ pub struct Report {
 pub struct Planned {
     pub plan: Plan,
     pub report: Report,
+    /// Headers the dispatcher adds to what it answers itself, endpoint or refusal (CORS, on the
+    /// API's paths); a forward to the docs component carries them in its `response_headers`.
+    pub headers: Headers,
     tenant: Option<(Admission, Keys)>,
 }
 
@@ -167,6 +172,7 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
             ..Report::default()
         },
         tenant: None,
+        headers: Vec::new(),
     };
     planned.plan = match decision.outcome {
         Err(error) => Plan::Refuse(error),
@@ -188,7 +194,32 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
             }
         }
     };
+    match cors_headers(ctx, planned.report.route) {
+        Ok(headers) => {
+            if let Plan::Forward(forward) = &mut planned.plan {
+                forward.response_headers.extend(headers.iter().cloned());
+            }
+            planned.headers = headers;
+        }
+        Err(error) => planned.plan = Plan::Refuse(error),
+    }
     planned
+}
+
+/// The CORS headers of a request to one of the API's paths on a dispatcher host
+/// ([`cors::PATHS`]), where `cors_origins` is set; none elsewhere, so a tenant's host or path
+/// never gets any from the dispatcher. `cors_origins` is parsed only by these requests.
+fn cors_headers(ctx: Context, route: Option<RouteKind>) -> Result<Headers, DispatchError> {
+    if !matches!(route, Some(RouteKind::Api | RouteKind::Docs))
+        || !cors::applies_to(crate::log::path_only(&ctx.head.path_and_query))
+    {
+        return Ok(Vec::new());
+    }
+    let Some(origins) = ctx.config.cors().map_err(DispatchError::Configuration)? else {
+        return Ok(Vec::new());
+    };
+    let preflight = cors::is_preflight(&ctx.head.method, &ctx.head.headers);
+    Ok(cors::response_headers(&origins, &ctx.head.headers, preflight))
 }
 
 /// Phases 3 (the limits), 4, 5 and 6 for a request to forward.
@@ -481,6 +512,104 @@ mod tests {
                 .contains(&("x-forwarded-for".into(), b"127.0.0.1".to_vec()))
         );
         assert!(!forward.headers.iter().any(|(_, v)| v == b"6.6.6.6"));
+    }
+
+    #[test]
+    fn cors_is_the_apis_on_the_dispatchers_host_and_nothing_of_the_tenants() {
+        let allowed = Config::from_lookup(|name| match name {
+            "workers" => Some("hello,echo".into()),
+            "cors_origins" => Some("https://console.example.com".into()),
+            _ => None,
+        })
+        .unwrap();
+        let origin = ("origin", "https://console.example.com");
+        let planned = |request: &RequestHead, config: &Config| {
+            super::plan(
+                Context {
+                    head: request,
+                    request_id: "rid",
+                    config,
+                },
+                &mut MemoryWorld::default(),
+            )
+        };
+        let allows = |headers: &Headers| {
+            headers
+                .iter()
+                .any(|(n, v)| n == "access-control-allow-origin" && v == b"https://console.example.com")
+        };
+        for path in ["/health", "/dispatch", "/health/detailed", "/dispatch/explain?url=x"] {
+            let request = head("GET", path, &[("host", "localhost"), origin]);
+            assert!(allows(&planned(&request, &allowed).headers), "{path}");
+        }
+        // The API's description is served by the docs component: the forward carries them.
+        let openapi = planned(
+            &head("GET", "/openapi.json", &[("host", "localhost"), origin]),
+            &allowed,
+        );
+        let Plan::Forward(forward) = openapi.plan else {
+            panic!("a forward")
+        };
+        assert!(allows(&forward.response_headers));
+        // A preflight is answered by the dispatcher.
+        let preflight = head(
+            "OPTIONS",
+            "/health/detailed",
+            &[("host", "localhost"), origin, ("access-control-request-method", "GET")],
+        );
+        let answered = planned(&preflight, &allowed);
+        assert!(matches!(
+            answered.plan,
+            Plan::Endpoint {
+                endpoint: route::Endpoint::Options,
+                ..
+            }
+        ));
+        assert!(
+            answered
+                .headers
+                .iter()
+                .any(|(n, _)| n == "access-control-allow-methods")
+        );
+        // Tenants own their CORS: their hosts and paths get nothing from the dispatcher, not
+        // even `Vary`, and their preflights reach them.
+        for (host, path) in [
+            ("echo.localhost", "/health"),
+            ("localhost", "/dispatch/echo/health"),
+            ("localhost", "/dispatch?worker=echo"),
+        ] {
+            for method in ["GET", "OPTIONS"] {
+                let request = head(
+                    method,
+                    path,
+                    &[("host", host), origin, ("access-control-request-method", "GET")],
+                );
+                let planned = planned(&request, &allowed);
+                assert!(planned.headers.is_empty(), "{method} {host}{path}");
+                let Plan::Forward(forward) = planned.plan else {
+                    panic!("{method} {host}{path} is forwarded")
+                };
+                assert!(forward.response_headers.is_empty(), "{method} {host}{path}");
+            }
+        }
+        // Without the setting, nothing; with a bad one, the API's paths fail closed and nothing else.
+        assert!(
+            planned(&head("GET", "/health", &[("host", "localhost"), origin]), &config())
+                .headers
+                .is_empty()
+        );
+        let bad = Config::from_lookup(|name| match name {
+            "workers" => Some("echo".into()),
+            "cors_origins" => Some("console.example.com".into()),
+            _ => None,
+        })
+        .unwrap();
+        let refused = planned(&head("GET", "/health", &[("host", "localhost"), origin]), &bad);
+        assert!(
+            matches!(refused.plan, Plan::Refuse(DispatchError::Configuration(ref e)) if e.variable == "cors_origins")
+        );
+        let tenant = planned(&head("GET", "/", &[("host", "echo.localhost"), origin]), &bad);
+        assert!(matches!(tenant.plan, Plan::Forward(_)));
     }
 
     #[test]

@@ -50,11 +50,21 @@ pub enum Endpoint {
     /// `OPTIONS *` (RFC 9110 9.3.7): a question about the server as a whole, which no tenant
     /// answers for, on any host: `204` with the methods the dispatcher forwards.
     ServerOptions,
+    /// `OPTIONS` on one of the dispatcher's own paths: `204` with the methods it serves, and a
+    /// CORS preflight's answer where `cors_origins` allows (`crate::pipeline::cors`). Never
+    /// behind the admin token: a browser's preflight carries none.
+    Options,
+    /// `GET /dispatch/explain?url=`: how a URL would be routed, without calling any worker
+    /// (`crate::pipeline::explain`). Admin only when `admin_token_sha256` is set.
+    Explain,
 }
 
 impl Endpoint {
     pub fn needs_admin(self) -> bool {
-        matches!(self, Endpoint::HealthDetailed | Endpoint::NamespaceInfo)
+        matches!(
+            self,
+            Endpoint::HealthDetailed | Endpoint::NamespaceInfo | Endpoint::Explain
+        )
     }
 }
 
@@ -85,8 +95,12 @@ pub struct ApiRoute {
     pub target: ApiTarget,
 }
 
-/// Methods every exact-path route accepts: they only read.
-pub const API_ROUTE_METHODS: &str = "GET, HEAD";
+/// Methods every exact-path route accepts: they only read (and `OPTIONS` asks what they allow).
+pub const API_ROUTE_METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// `explain`'s paths, under each of [`DISPATCH_PREFIXES`]: `explain` is a reserved worker name,
+/// so no tenant's path dispatch can be shadowed by it.
+pub const EXPLAIN_PATHS: [&str; 2] = ["/dispatch/explain", "/api/dispatch/explain"];
 
 /// The exact paths a dispatcher host serves. The router and the OpenAPI description are both
 /// built from this table, so neither can list a path the other does not know.
@@ -155,7 +169,20 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
     };
+    let own = |endpoint: Endpoint| match method {
+        "GET" | "HEAD" => Ok(Resolution::Endpoint(endpoint)),
+        "OPTIONS" => Ok(Resolution::Endpoint(Endpoint::Options)),
+        _ => Err(DispatchError::MethodNotAllowed {
+            allow: API_ROUTE_METHODS,
+        }),
+    };
+    if EXPLAIN_PATHS.contains(&path) {
+        return own(Endpoint::Explain);
+    }
     if let Some(route) = API_ROUTES.iter().find(|route| route.path == path) {
+        if method == "OPTIONS" {
+            return own(Endpoint::Options);
+        }
         if !matches!(method, "GET" | "HEAD") {
             return Err(DispatchError::MethodNotAllowed {
                 allow: API_ROUTE_METHODS,
@@ -238,6 +265,7 @@ fn resolve_query_dispatch(method: &str, query: Option<&str>, config: &Config) ->
     let Some(name) = name else {
         return match method {
             "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)),
+            "OPTIONS" => Ok(Resolution::Endpoint(Endpoint::Options)),
             _ => Err(DispatchError::MissingWorkerName),
         };
     };
@@ -342,7 +370,9 @@ mod tests {
         assert_eq!(api("HEAD", "/health?x=1"), Ok(Resolution::Endpoint(Endpoint::Health)));
         assert_eq!(
             api("POST", "/health"),
-            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
+            Err(DispatchError::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS"
+            })
         );
         assert_eq!(api("GET", "/health/"), Err(DispatchError::NotFound));
         assert_eq!(
@@ -359,6 +389,33 @@ mod tests {
             Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))
         );
         assert_eq!(api("POST", "/dispatch"), Err(DispatchError::MissingWorkerName));
+        // The dispatcher answers `OPTIONS` on its own paths; with a worker it is the tenant's.
+        for path in [
+            "/dispatch",
+            "/health",
+            "/health/detailed",
+            "/openapi.json",
+            "/dispatch/explain",
+        ] {
+            assert_eq!(
+                api("OPTIONS", path),
+                Ok(Resolution::Endpoint(Endpoint::Options)),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            api("OPTIONS", "/dispatch?worker=hello"),
+            Ok(worker("hello", RouteKind::Query, "/"))
+        );
+        assert_eq!(
+            api("OPTIONS", "/dispatch/hello/health"),
+            Ok(worker("hello", RouteKind::Path, "/health"))
+        );
+        assert_eq!(
+            api("GET", "/api/dispatch/explain?url=x"),
+            Ok(Resolution::Endpoint(Endpoint::Explain))
+        );
+        assert_eq!(api("POST", "/dispatch/explain").unwrap_err().status(), 405);
         assert_eq!(api("GET", "/"), Ok(Resolution::Endpoint(Endpoint::Index)));
         assert_eq!(api("GET", "/?x=1"), Ok(Resolution::Endpoint(Endpoint::Index)));
         assert_eq!(api("GET", "//"), Err(DispatchError::NotFound));

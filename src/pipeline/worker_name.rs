@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Names that would let a tenant shadow the platform's own hosts: the original dispatcher's list,
-/// plus `customers` (the custom-domain fallback origin), `docs`, `auth` and `dispatch`.
+/// plus `customers` (the custom-domain fallback origin), `docs`, `auth`, `dispatch` and `explain` (`/dispatch/explain`).
 pub const BUILT_IN_RESERVED: &[&str] = &[
     "dispatcher",
     "api",
@@ -21,6 +21,7 @@ pub const BUILT_IN_RESERVED: &[&str] = &[
     "docs",
     "auth",
     "dispatch",
+    "explain",
 ];
 
 pub const MAX_LEN: usize = 63;

@@ -149,7 +149,7 @@ async fn one_trace_crosses_the_dispatcher_to_local_and_remote_workers() {
     .await;
     // Spin's host calls (variables, key-value) are client spans too: the outbound request is
     // the one with the remote URL.
-    let outbound = spans.iter().find(|s| is_outbound_to_shop(s)).unwrap();
+    let outbound = spans.iter().find(is_outbound_to_shop).unwrap();
     // The tenant is the outbound host.
     assert_eq!(
         outbound.attributes.get("server.address").map(String::as_str),
