@@ -49,7 +49,11 @@ pub fn document() -> Value {
                 Requests to `<worker>.<base_domain>` and to tenants' custom domains go to the workers \
                 unchanged and are not described here: a tenant host belongs to its tenant, all of it.\n\n\
                 Every response carries `X-Request-Id`. Errors are RFC 9457 problem documents with a \
-                stable `code`.",
+                stable `code`.\n\n\
+                CORS: pages on the origins of the `cors_origins` setting may read `/dispatch`, \
+                `/health`, `/health/detailed`, `/openapi.json` and `/dispatch/explain`. The \
+                dispatcher answers their preflights (`OPTIONS` with `Origin` and \
+                `Access-Control-Request-Method`) with `204`; never with credentials.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         },
         "servers": [{ "url": "/" }],
@@ -224,32 +228,13 @@ fn operation(tag: &str, summary: &str, operation_id: String, responses: serde_js
 fn read_only(tag: &str, summary: &str, id: &str, responses: serde_json::Map<String, Value>) -> Value {
     let mut responses = responses;
     common_errors(&mut responses);
-    responses.insert(
-        "405".into(),
-        problem("`method_not_allowed`: only GET, HEAD and OPTIONS."),
-    );
+    responses.insert("405".into(), problem("`method_not_allowed`: only GET and HEAD."));
     let mut get = operation(tag, summary, format!("get{id}"), responses.clone());
     get["description"] = json!("`HEAD` answers the same, without the body.");
     // In the document for tools; the reference shows the `GET` only.
     let mut head = operation(tag, summary, format!("head{id}"), responses);
     head["x-scalar-ignore"] = json!(true);
-    let mut options_responses = serde_json::Map::new();
-    options_responses.insert(
-        "204".into(),
-        json!({
-            "description": "The methods this path serves (`Allow`). A CORS preflight from an origin \
-                `cors_origins` allows also gets `Access-Control-Allow-Origin`, `-Methods` (`GET, HEAD`), \
-                `-Headers` (`authorization`) and `-Max-Age`, on `/dispatch`, `/health`, \
-                `/health/detailed`, `/openapi.json` and `/dispatch/explain`.",
-            "headers": {
-                "Allow": { "schema": { "type": "string", "const": crate::pipeline::route::API_ROUTE_METHODS } },
-                "X-Request-Id": { "$ref": "#/components/headers/RequestId" }
-            }
-        }),
-    );
-    let mut options = operation(tag, summary, format!("options{id}"), options_responses);
-    options["x-scalar-ignore"] = json!(true);
-    json!({ "get": get, "head": head, "options": options })
+    json!({ "get": get, "head": head })
 }
 
 fn endpoint_operations(endpoint: Endpoint) -> Value {
@@ -316,7 +301,7 @@ fn endpoint_operations(endpoint: Endpoint) -> Value {
             operations
         }
         Endpoint::NamespaceInfo => unreachable!("served at the dispatch prefixes, described there"),
-        Endpoint::Options | Endpoint::Explain => unreachable!("not in the route table"),
+        Endpoint::Preflight | Endpoint::Explain => unreachable!("not in the route table"),
     }
 }
 
@@ -347,10 +332,7 @@ fn explain_operations(alias: bool) -> Value {
         id,
         responses,
     );
-    for (method, operation) in operations.as_object_mut().expect("operations") {
-        if method == "options" {
-            continue;
-        }
+    for operation in operations.as_object_mut().expect("operations").values_mut() {
         operation["parameters"].as_array_mut().expect("parameters").push(json!({
             "name": "url",
             "in": "query",
@@ -376,11 +358,8 @@ fn explain_operations(alias: bool) -> Value {
 
 /// Optional bearer: needed only when the `admin_token_sha256` setting is set.
 fn admin_only(operations: &mut Value) {
-    // A preflight never carries the token, and needs none.
-    for (method, operation) in operations.as_object_mut().expect("operations") {
-        if method != "options" {
-            operation["security"] = json!([{}, { "adminToken": [] }]);
-        }
+    for operation in operations.as_object_mut().expect("operations").values_mut() {
+        operation["security"] = json!([{}, { "adminToken": [] }]);
     }
 }
 
@@ -745,9 +724,7 @@ mod tests {
         }
         assert_eq!(
             resolve(&HostClass::Dispatcher, "POST", "/openapi.json", &config()),
-            Err(DispatchError::MethodNotAllowed {
-                allow: "GET, HEAD, OPTIONS"
-            })
+            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
         );
     }
 

@@ -19,6 +19,7 @@ mod soak;
 mod spin;
 mod stream;
 mod test_host;
+mod traced;
 
 use anyhow::{Result, bail};
 
@@ -55,6 +56,11 @@ const MODES: &[Mode] = &[
         "phases",
         "where a request's time goes inside the dispatcher, phase by phase",
         phases::run,
+    ),
+    (
+        "traced",
+        "c/l with Spin exporting OpenTelemetry to a receiver, against without",
+        traced::run,
     ),
     (
         "noisy",

@@ -13,7 +13,7 @@ use crate::config::LookupConfig;
 use crate::error::DispatchError;
 use crate::pipeline::explain;
 use crate::pipeline::request::Headers;
-use crate::pipeline::route::{API_ROUTE_METHODS, Endpoint};
+use crate::pipeline::route::Endpoint;
 use crate::pipeline::worker_name::WorkerName;
 use crate::pipeline::world::{CacheStore, World};
 use crate::pipeline::{self, Context};
@@ -51,11 +51,8 @@ pub fn respond(
             ];
             Ok(io::send(response_out, 204, headers, b"", &head.method))
         }
-        Endpoint::Options => {
-            let mut headers = vec![
-                ("allow".to_string(), API_ROUTE_METHODS.as_bytes().to_vec()),
-                ("x-request-id".to_string(), request_id.as_bytes().to_vec()),
-            ];
+        Endpoint::Preflight => {
+            let mut headers = vec![("x-request-id".to_string(), request_id.as_bytes().to_vec())];
             headers.extend(extra.iter().cloned());
             Ok(io::send(response_out, 204, headers, b"", &head.method))
         }

@@ -8,7 +8,10 @@
 //! API needs none a browser would attach by itself (the admin token is an `Authorization` header
 //! a page sets explicitly, which the preflight allows), so a `*` can never be combined with them.
 
-use crate::pipeline::request::Headers;
+/// Header names and values, as `crate::pipeline::request::Headers`: spelt out here, so that
+/// `crate::config` can parse `cors_origins` with this module without a module cycle (the request
+/// type depends on the configuration).
+type Headers = Vec<(String, Vec<u8>)>;
 
 /// The paths a page on another origin may read, when `cors_origins` allows its origin.
 pub const PATHS: [&str; 8] = [

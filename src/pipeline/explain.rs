@@ -53,7 +53,8 @@ pub struct Explanation {
     pub limits: Option<ExplainedLimits>,
     /// What the dispatcher would do.
     pub outcome: Outcome,
-    /// The settings that decided it: their values, and whether each is the default.
+    /// The settings that decided it: their values (for `workers` and `remote_workers`, only
+    /// whether they include the worker), and whether each is the default.
     pub settings: Vec<SettingUsed>,
     pub request_id: String,
 }
@@ -270,7 +271,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::NamespaceInfo => "namespace_info",
         Endpoint::Index => "index",
         Endpoint::ServerOptions => "server_options",
-        Endpoint::Options => "options",
+        Endpoint::Preflight => "preflight",
         Endpoint::Explain => "explain",
     }
 }
@@ -397,11 +398,17 @@ fn settings_used(config: &Config, explanation: &Explanation) -> Vec<SettingUsed>
     keys.into_iter()
         .map(|key| {
             let (value, default) = config.setting_text(key);
-            SettingUsed {
-                key,
-                value: value.to_string(),
-                default,
-            }
+            let value = match (key, &explanation.worker) {
+                // The lists of tenants are not shown whole, as `GET /dispatch` does not list
+                // them: only whether they hold this worker.
+                ("workers" | "remote_workers", Some(worker)) => {
+                    let listed = crate::pipeline::worker_name::WorkerName::parse(worker, &[])
+                        .is_ok_and(|name| name.is_listed_in(value));
+                    format!("{} {worker}", if listed { "includes" } else { "does not include" })
+                }
+                _ => value.to_string(),
+            };
+            SettingUsed { key, value, default }
         })
         .collect()
 }
@@ -538,8 +545,10 @@ mod tests {
             explanation
                 .settings
                 .iter()
-                .any(|s| s.key == "workers" && s.value == "shop,blog" && !s.default)
+                .any(|s| s.key == "workers" && s.value == "includes shop" && !s.default),
+            "the list of tenants is not shown, only whether it holds this one"
         );
+        assert!(!explanation.settings.iter().any(|s| s.value.contains("blog")));
         assert!(explanation.settings.iter().any(|s| s.key == "base_domain" && s.default));
         assert_eq!(world.calls(), 0, "a local subdomain needs no lookup");
     }

@@ -312,7 +312,12 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
     let host = host::normalise(host_of(head)?)?;
     let class = host::classify(&host, ctx.config);
     decision.host = Some(host);
-    let resolution = route::resolve(&class?, &head.method, &head.path_and_query, ctx.config)?;
+    let class = class?;
+    if is_api_preflight(&class, ctx) {
+        decision.route = Some(RouteKind::Api);
+        return Ok(Step::Endpoint(Endpoint::Preflight));
+    }
+    let resolution = route::resolve(&class, &head.method, &head.path_and_query, ctx.config)?;
     let pending = match resolution {
         Resolution::Endpoint(endpoint) => {
             decision.route = Some(RouteKind::Api);
@@ -346,6 +351,28 @@ fn decide_into(decision: &mut Decision, ctx: Context) -> Result<Step, DispatchEr
         loops: admit::loop_count(&head.headers),
         ..pending
     }))
+}
+
+/// Whether the request is a CORS preflight the dispatcher answers: one whose announced request
+/// (the method of `Access-Control-Request-Method`, on the same URL) would be served by one of
+/// the API's paths ([`cors::PATHS`]) on a dispatcher host. A preflight for a tenant's host or
+/// path is the tenant's, forwarded like any `OPTIONS`; any other `OPTIONS` is routed as usual.
+fn is_api_preflight(class: &host::HostClass, ctx: Context) -> bool {
+    let head = ctx.head;
+    if !matches!(class, host::HostClass::Dispatcher)
+        || !cors::is_preflight(&head.method, &head.headers)
+        || !cors::applies_to(crate::log::path_only(&head.path_and_query))
+    {
+        return false;
+    }
+    matches!(
+        route::resolve(class, "GET", &head.path_and_query, ctx.config),
+        Ok(Resolution::Endpoint(_))
+            | Ok(Resolution::Worker {
+                kind: RouteKind::Docs,
+                ..
+            })
+    )
 }
 
 /// The rest of phase 3, before any lookup: the limits a forwarded request can break. Each is
@@ -561,7 +588,7 @@ mod tests {
         assert!(matches!(
             answered.plan,
             Plan::Endpoint {
-                endpoint: route::Endpoint::Options,
+                endpoint: route::Endpoint::Preflight,
                 ..
             }
         ));
@@ -571,6 +598,40 @@ mod tests {
                 .iter()
                 .any(|(n, _)| n == "access-control-allow-methods")
         );
+        for path in ["/openapi.json", "/dispatch", "/api/dispatch", "/dispatch/explain?url=x"] {
+            let request = head(
+                "OPTIONS",
+                path,
+                &[("host", "localhost"), origin, ("access-control-request-method", "GET")],
+            );
+            let answered = planned(&request, &allowed);
+            assert!(
+                matches!(
+                    answered.plan,
+                    Plan::Endpoint {
+                        endpoint: route::Endpoint::Preflight,
+                        ..
+                    }
+                ),
+                "{path}"
+            );
+        }
+        // An `OPTIONS` that is no preflight is routed as before: the API serves GET and HEAD.
+        let plain = planned(&head("OPTIONS", "/health", &[("host", "localhost")]), &allowed);
+        assert!(matches!(
+            plain.plan,
+            Plan::Refuse(DispatchError::MethodNotAllowed { .. })
+        ));
+        // A preflight for a path the API does not serve is not answered by it.
+        let docs = head(
+            "OPTIONS",
+            "/docs",
+            &[("host", "localhost"), origin, ("access-control-request-method", "GET")],
+        );
+        assert!(matches!(
+            planned(&docs, &allowed).plan,
+            Plan::Refuse(DispatchError::MethodNotAllowed { .. })
+        ));
         // Tenants own their CORS: their hosts and paths get nothing from the dispatcher, not
         // even `Vary`, and their preflights reach them.
         for (host, path) in [

@@ -50,10 +50,10 @@ pub enum Endpoint {
     /// `OPTIONS *` (RFC 9110 9.3.7): a question about the server as a whole, which no tenant
     /// answers for, on any host: `204` with the methods the dispatcher forwards.
     ServerOptions,
-    /// `OPTIONS` on one of the dispatcher's own paths: `204` with the methods it serves, and a
-    /// CORS preflight's answer where `cors_origins` allows (`crate::pipeline::cors`). Never
-    /// behind the admin token: a browser's preflight carries none.
-    Options,
+    /// A CORS preflight for one of the API's paths (`crate::pipeline::cors`): `204`, with the
+    /// permissions where `cors_origins` allows. Never behind the admin token: a browser's
+    /// preflight carries none.
+    Preflight,
     /// `GET /dispatch/explain?url=`: how a URL would be routed, without calling any worker
     /// (`crate::pipeline::explain`). Admin only when `admin_token_sha256` is set.
     Explain,
@@ -95,8 +95,8 @@ pub struct ApiRoute {
     pub target: ApiTarget,
 }
 
-/// Methods every exact-path route accepts: they only read (and `OPTIONS` asks what they allow).
-pub const API_ROUTE_METHODS: &str = "GET, HEAD, OPTIONS";
+/// Methods every exact-path route accepts: they only read.
+pub const API_ROUTE_METHODS: &str = "GET, HEAD";
 
 /// `explain`'s paths, under each of [`DISPATCH_PREFIXES`]: `explain` is a reserved worker name,
 /// so no tenant's path dispatch can be shadowed by it.
@@ -169,20 +169,18 @@ fn resolve_api(method: &str, path_and_query: &str, config: &Config) -> Result<Re
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
     };
-    let own = |endpoint: Endpoint| match method {
-        "GET" | "HEAD" => Ok(Resolution::Endpoint(endpoint)),
-        "OPTIONS" => Ok(Resolution::Endpoint(Endpoint::Options)),
-        _ => Err(DispatchError::MethodNotAllowed {
-            allow: API_ROUTE_METHODS,
-        }),
-    };
-    if EXPLAIN_PATHS.contains(&path) {
-        return own(Endpoint::Explain);
+    // `OPTIONS` there is left to path dispatch, whose name, `explain`, is reserved (`400`): the
+    // path is also `/dispatch/{worker}`, which takes every method, so an `Allow` of `GET, HEAD`
+    // would misdescribe it. (A preflight is answered before routing.)
+    if EXPLAIN_PATHS.contains(&path) && method != "OPTIONS" {
+        return match method {
+            "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::Explain)),
+            _ => Err(DispatchError::MethodNotAllowed {
+                allow: API_ROUTE_METHODS,
+            }),
+        };
     }
     if let Some(route) = API_ROUTES.iter().find(|route| route.path == path) {
-        if method == "OPTIONS" {
-            return own(Endpoint::Options);
-        }
         if !matches!(method, "GET" | "HEAD") {
             return Err(DispatchError::MethodNotAllowed {
                 allow: API_ROUTE_METHODS,
@@ -265,7 +263,6 @@ fn resolve_query_dispatch(method: &str, query: Option<&str>, config: &Config) ->
     let Some(name) = name else {
         return match method {
             "GET" | "HEAD" => Ok(Resolution::Endpoint(Endpoint::NamespaceInfo)),
-            "OPTIONS" => Ok(Resolution::Endpoint(Endpoint::Options)),
             _ => Err(DispatchError::MissingWorkerName),
         };
     };
@@ -370,9 +367,7 @@ mod tests {
         assert_eq!(api("HEAD", "/health?x=1"), Ok(Resolution::Endpoint(Endpoint::Health)));
         assert_eq!(
             api("POST", "/health"),
-            Err(DispatchError::MethodNotAllowed {
-                allow: "GET, HEAD, OPTIONS"
-            })
+            Err(DispatchError::MethodNotAllowed { allow: "GET, HEAD" })
         );
         assert_eq!(api("GET", "/health/"), Err(DispatchError::NotFound));
         assert_eq!(
@@ -389,20 +384,10 @@ mod tests {
             Ok(Resolution::Endpoint(Endpoint::NamespaceInfo))
         );
         assert_eq!(api("POST", "/dispatch"), Err(DispatchError::MissingWorkerName));
-        // The dispatcher answers `OPTIONS` on its own paths; with a worker it is the tenant's.
-        for path in [
-            "/dispatch",
-            "/health",
-            "/health/detailed",
-            "/openapi.json",
-            "/dispatch/explain",
-        ] {
-            assert_eq!(
-                api("OPTIONS", path),
-                Ok(Resolution::Endpoint(Endpoint::Options)),
-                "{path}"
-            );
-        }
+        // `OPTIONS` with a worker is the tenant's (a preflight for the API's own paths is
+        // answered before routing: `pipeline::decide`).
+        assert_eq!(api("OPTIONS", "/health").unwrap_err().status(), 405);
+        assert_eq!(api("OPTIONS", "/dispatch"), Err(DispatchError::MissingWorkerName));
         assert_eq!(
             api("OPTIONS", "/dispatch?worker=hello"),
             Ok(worker("hello", RouteKind::Query, "/"))
@@ -416,6 +401,10 @@ mod tests {
             Ok(Resolution::Endpoint(Endpoint::Explain))
         );
         assert_eq!(api("POST", "/dispatch/explain").unwrap_err().status(), 405);
+        assert_eq!(
+            api("OPTIONS", "/dispatch/explain"),
+            Err(DispatchError::InvalidWorkerName(NameError::Reserved))
+        );
         assert_eq!(api("GET", "/"), Ok(Resolution::Endpoint(Endpoint::Index)));
         assert_eq!(api("GET", "/?x=1"), Ok(Resolution::Endpoint(Endpoint::Index)));
         assert_eq!(api("GET", "//"), Err(DispatchError::NotFound));

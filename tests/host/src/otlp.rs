@@ -121,6 +121,24 @@ impl OtlpReceiver {
         .collect()
     }
 
+    /// How many exports arrived at each path (`/v1/traces`...), without copying what they held.
+    pub fn exports(&self) -> BTreeMap<String, usize> {
+        self.received.lock().unwrap().exports.clone()
+    }
+
+    /// The environment that points a `spin up` at this receiver as `service`, with Spin's own
+    /// batching (spans every 5 s, logs every second): what a deployment runs, for benchmarks.
+    pub fn spin_env_default_batching(&self, service: &str) -> Vec<(String, String)> {
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.server.url()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_SERVICE_NAME", service.into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+    }
+
     pub fn received(&self) -> Received {
         self.received.lock().unwrap().clone()
     }

@@ -43,16 +43,6 @@ fn python_tool(name: &str) -> PathBuf {
     path
 }
 
-fn chromium() -> PathBuf {
-    let path = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    assert!(
-        path.exists(),
-        "{} is missing: apt-get install chromium (.ci/run does)",
-        path.display()
-    );
-    path
-}
-
 fn report(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -148,21 +138,8 @@ async fn the_docs_render_every_endpoint_in_a_real_browser_offline(host: HostKind
     let document = libra_dispatcher::openapi::document();
     let profile = tempfile::tempdir().unwrap();
     let browse = |extra: &[&str]| {
-        let mut command = Command::new(chromium());
-        command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-            ])
-            .args(["--disable-component-update", "--disable-sync", "--no-first-run"])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            // No name resolves, so nothing but this loopback server can be reached.
-            .arg("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
-            .arg("--virtual-time-budget=20000")
-            .args(extra)
-            .arg(format!("{}/docs", app.url()));
+        let mut command = headless_chromium(profile.path());
+        command.args(extra).arg(format!("{}/docs", app.url()));
         command
     };
     let output = browse(&["--dump-dom"]).output().await.unwrap();

@@ -4,23 +4,17 @@
 //! the copy; a checker that accepted everything would fail every case.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use libra_test_host::project_root;
+
+use crate::support::python_script;
 
 const CONFIG: &str = "deploy/otel/collector.yaml";
 
 fn check(config: &Path) -> Output {
-    let python = project_root().join("target/python/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/python-env (scripts/test does)",
-        python.display()
-    );
-    Command::new(python)
-        .arg(project_root().join("scripts/check-collector.py"))
+    python_script("check-collector.py")
         .arg(config)
-        .current_dir(project_root())
         .output()
         .expect("the checker runs")
 }

@@ -4,21 +4,15 @@
 //! (with the dispatcher's own parsers, `libra-check`) on the copy.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use libra_test_host::project_root;
 
+use crate::support::python_script;
+
 fn check(directory: &Path) -> Output {
-    let python = project_root().join("target/python/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/python-env (scripts/test does)",
-        python.display()
-    );
-    Command::new(python)
-        .arg(project_root().join("scripts/check-spinapp.py"))
+    python_script("check-spinapp.py")
         .arg(directory)
-        .current_dir(project_root())
         .env("LIBRA_CHECK", env!("CARGO_BIN_EXE_libra-check"))
         .output()
         .expect("the checker runs")

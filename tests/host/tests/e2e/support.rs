@@ -139,3 +139,43 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Debian's chromium (`CHROMIUM` overrides the path), headless, with a profile of its own in
+/// `profile`, and no name resolving but `127.0.0.1`: nothing but the test's loopback servers can
+/// be reached. The caller adds what it does (`--dump-dom`, `--screenshot`) and the URL.
+pub fn headless_chromium(profile: &std::path::Path) -> tokio::process::Command {
+    let path = std::path::PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    assert!(
+        path.exists(),
+        "{} is missing: apt-get install chromium (.ci/run does)",
+        path.display()
+    );
+    let mut command = tokio::process::Command::new(path);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+        ])
+        .args(["--disable-component-update", "--disable-sync", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+        .arg("--virtual-time-budget=20000");
+    command
+}
+
+/// One of the project's Python scripts (`scripts/<name>`), run by the virtualenv's interpreter
+/// from the repository's root.
+pub fn python_script(name: &str) -> std::process::Command {
+    let root = libra_test_host::project_root();
+    let python = root.join("target/python/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/python-env (scripts/test does)",
+        python.display()
+    );
+    let mut command = std::process::Command::new(python);
+    command.arg(root.join("scripts").join(name)).current_dir(root);
+    command
+}
