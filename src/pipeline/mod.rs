@@ -145,7 +145,7 @@ pub struct Report {
     pub limit: Option<&'static str>,
     pub breaker: Option<&'static str>,
     /// The client's trace, when its trace context is valid ([`trace`]).
-    pub trace: Option<trace::TraceId>,
+    pub trace: Option<trace::ClientTrace>,
 }
 
 /// A request's plan, with its report, and what [`finish`] needs to tell the tenant's breaker.
@@ -194,14 +194,17 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
             }
         }
     };
-    match cors_headers(ctx, planned.report.route) {
-        Ok(headers) => {
-            if let Plan::Forward(forward) = &mut planned.plan {
-                forward.response_headers.extend(headers.iter().cloned());
+    // Only the dispatcher's own answers can carry CORS headers: a tenant's request pays nothing.
+    if matches!(planned.report.route, Some(RouteKind::Api | RouteKind::Docs)) {
+        match cors_headers(ctx) {
+            Ok(headers) => {
+                if let Plan::Forward(forward) = &mut planned.plan {
+                    forward.response_headers.extend(headers.iter().cloned());
+                }
+                planned.headers = headers;
             }
-            planned.headers = headers;
+            Err(error) => planned.plan = Plan::Refuse(error),
         }
-        Err(error) => planned.plan = Plan::Refuse(error),
     }
     planned
 }
@@ -209,10 +212,8 @@ pub fn plan(ctx: Context, world: &mut impl World) -> Planned {
 /// The CORS headers of a request to one of the API's paths on a dispatcher host
 /// ([`cors::PATHS`]), where `cors_origins` is set; none elsewhere, so a tenant's host or path
 /// never gets any from the dispatcher. `cors_origins` is parsed only by these requests.
-fn cors_headers(ctx: Context, route: Option<RouteKind>) -> Result<Headers, DispatchError> {
-    if !matches!(route, Some(RouteKind::Api | RouteKind::Docs))
-        || !cors::applies_to(crate::log::path_only(&ctx.head.path_and_query))
-    {
+fn cors_headers(ctx: Context) -> Result<Headers, DispatchError> {
+    if !cors::applies_to(crate::log::path_only(&ctx.head.path_and_query)) {
         return Ok(Vec::new());
     }
     let Some(origins) = ctx.config.cors().map_err(DispatchError::Configuration)? else {
