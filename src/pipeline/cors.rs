@@ -184,10 +184,6 @@ mod tests {
             .collect()
     }
 
-    fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-        header(headers, name)
-    }
-
     #[test]
     fn origins_parse_strictly_and_normalise() {
         assert_eq!(Origins::parse(""), Ok(None));
@@ -233,11 +229,11 @@ mod tests {
         let allowed = request(&[("origin", "https://console.example.com")]);
         let headers = response_headers(&listed, &allowed, false);
         assert_eq!(
-            get(&headers, "access-control-allow-origin"),
+            header(&headers, "access-control-allow-origin"),
             Some("https://console.example.com")
         );
-        assert_eq!(get(&headers, "vary"), Some("Origin"));
-        assert_eq!(get(&headers, "access-control-allow-credentials"), None);
+        assert_eq!(header(&headers, "vary"), Some("Origin"));
+        assert_eq!(header(&headers, "access-control-allow-credentials"), None);
         for other in [
             "https://evil.example",
             "https://console.example.com.evil.example",
@@ -260,7 +256,7 @@ mod tests {
     #[test]
     fn any_origin_is_a_star_never_with_credentials() {
         let headers = response_headers(&Origins::Any, &request(&[("origin", "https://anyone.example")]), false);
-        assert_eq!(get(&headers, "access-control-allow-origin"), Some("*"));
+        assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
         assert!(!headers.iter().any(|(n, _)| n.contains("credentials")));
     }
 
@@ -279,16 +275,16 @@ mod tests {
             &request(&[("origin", "https://console.example.com")])
         ));
         let headers = response_headers(&listed, &preflight, true);
-        assert_eq!(get(&headers, "access-control-allow-methods"), Some(METHODS));
-        assert_eq!(get(&headers, "access-control-allow-headers"), Some("authorization"));
-        assert_eq!(get(&headers, "access-control-max-age"), Some("600"));
+        assert_eq!(header(&headers, "access-control-allow-methods"), Some(METHODS));
+        assert_eq!(header(&headers, "access-control-allow-headers"), Some("authorization"));
+        assert_eq!(header(&headers, "access-control-max-age"), Some("600"));
         // A method the API does not serve is not allowed.
         let delete = request(&[
             ("origin", "https://console.example.com"),
             ("access-control-request-method", "DELETE"),
         ]);
         assert_eq!(
-            get(&response_headers(&listed, &delete, true), "access-control-allow-origin"),
+            header(&response_headers(&listed, &delete, true), "access-control-allow-origin"),
             None
         );
     }

@@ -17,7 +17,7 @@ use crate::limits::store::{SharedStore, StoreError};
 use crate::pipeline::host::{self, HostClass};
 use crate::pipeline::namespace::Location;
 use crate::pipeline::request::{Context, RequestHead};
-use crate::pipeline::route::{Endpoint, RouteKind};
+use crate::pipeline::route::{self, Endpoint, RouteKind};
 use crate::pipeline::world::{CacheStore, Warning, World};
 use crate::pipeline::{Plan, plan};
 
@@ -136,10 +136,7 @@ pub fn target(path_and_query: &str) -> Result<(String, RequestHead), DispatchErr
         }
         (Some(_), Some(_)) => return Err(DispatchError::InvalidUrl("Give one url parameter.")),
     };
-    let url = percent_encoding::percent_decode_str(&raw.replace('+', " "))
-        .decode_utf8()
-        .map_err(|_| DispatchError::InvalidUrl("The URL is not UTF-8."))?
-        .into_owned();
+    let url = route::percent_decode(raw).ok_or(DispatchError::InvalidUrl("The URL is not UTF-8."))?;
     if url.len() > MAX_URL_BYTES {
         return Err(DispatchError::InvalidUrl("The URL is too long."));
     }
@@ -258,7 +255,7 @@ pub fn explain<W: World>(ctx: Context, url: String, head: &RequestHead, world: &
         }
     }
     if report.limit.is_some() || report.breaker.is_some() {
-        explanation.limits = Some(limits_of(config, &planned, &mut reads));
+        explanation.limits = Some(limits_of(explained, &planned, &mut reads));
     }
     explanation.settings = settings_used(config, &explanation);
     explanation
@@ -332,7 +329,7 @@ fn cache_state(config: &Config, world: &mut impl World, kind: cache::Kind, name:
 }
 
 /// The worker's limits as the plan found them, with their policies.
-fn limits_of(config: &Config, planned: &crate::pipeline::Planned, world: &mut impl World) -> ExplainedLimits {
+fn limits_of(ctx: Context, planned: &crate::pipeline::Planned, world: &mut impl World) -> ExplainedLimits {
     let report = &planned.report;
     let mut limits = ExplainedLimits {
         rate_limit: None,
@@ -349,19 +346,8 @@ fn limits_of(config: &Config, planned: &crate::pipeline::Planned, world: &mut im
             .find(|(name, _)| name == "ratelimit")
             .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
     }
-    let (Some(worker), Ok(Some(settings))) = (report.worker.as_ref(), config.limits()) else {
+    let (Some(worker), Ok(Some(settings))) = (report.worker.as_ref(), ctx.config.limits()) else {
         return limits;
-    };
-    let head = RequestHead {
-        method: "GET".into(),
-        authority: None,
-        path_and_query: "/".into(),
-        headers: Vec::new(),
-    };
-    let ctx = Context {
-        head: &head,
-        request_id: "",
-        config,
     };
     let row = if settings.overrides {
         crate::pipeline::directory::Directory::new(ctx)

@@ -305,7 +305,7 @@ fn is_dot_segment(segment: &str) -> bool {
 
 /// Decodes form encoding: `+` and `%XX` escapes (by the `percent-encoding` crate, which keeps a
 /// malformed escape as it is; the name check then refuses its `%`). `None` for non-UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
+pub fn percent_decode(raw: &str) -> Option<String> {
     let spaced = raw.replace('+', " ");
     let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8().ok()?;
     Some(decoded.into_owned())

@@ -108,17 +108,16 @@ impl OtlpReceiver {
     /// sent every 50 ms rather than every 5 s (spans) and 1 s (logs): Spin never flushes on
     /// shutdown, so a test waits for the batch instead.
     pub fn spin_env(&self, service: &str) -> Vec<(String, String)> {
-        [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.server.url()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
-            ("OTEL_SERVICE_NAME", service.into()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
-            ("OTEL_BLRP_SCHEDULE_DELAY", "50".into()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value))
-        .collect()
+        let mut env = self.spin_env_default_batching(service);
+        env.extend(
+            [
+                ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+                ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+            ]
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        env
     }
 
     /// How many exports arrived at each path (`/v1/traces`...), without copying what they held.

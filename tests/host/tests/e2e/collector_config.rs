@@ -8,7 +8,7 @@ use std::process::Output;
 
 use libra_test_host::project_root;
 
-use crate::support::python_script;
+use crate::support::{python_script, unexpected_verdict};
 
 const CONFIG: &str = "deploy/otel/collector.yaml";
 
@@ -127,14 +127,7 @@ fn each_mistake_is_refused_with_the_key_named() {
     let mut failures = Vec::new();
     for (what, from, to, says) in MISTAKES {
         let (_copy, path) = edited(from, to);
-        let output = check(&path);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status.code() != Some(1) || !stderr.contains(says) {
-            failures.push(format!(
-                "{what}: expected exit 1 and {says:?}, got {:?}:\n{stderr}",
-                output.status.code()
-            ));
-        }
+        failures.extend(unexpected_verdict(what, says, &check(&path)));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use libra_test_host::project_root;
 
-use crate::support::python_script;
+use crate::support::{python_script, unexpected_verdict};
 
 fn check(directory: &Path) -> Output {
     python_script("check-spinapp.py")
@@ -167,14 +167,7 @@ fn each_mistake_is_refused_with_the_field_named() {
     let mut failures = Vec::new();
     for (what, file, from, to, says) in MISTAKES {
         let copy = edited(file, from, to);
-        let output = check(copy.path());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status.code() != Some(1) || !stderr.contains(says) {
-            failures.push(format!(
-                "{what}: expected exit 1 and {says:?}, got {:?}:\n{stderr}",
-                output.status.code()
-            ));
-        }
+        failures.extend(unexpected_verdict(what, says, &check(copy.path())));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -179,3 +179,15 @@ pub fn python_script(name: &str) -> std::process::Command {
     command.arg(root.join("scripts").join(name)).current_dir(root);
     command
 }
+
+/// Why a checker's verdict on a copy with one mistake is not the refusal expected (exit 1, with
+/// `says` in its messages); `None` when it is.
+pub fn unexpected_verdict(what: &str, says: &str, output: &std::process::Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code() != Some(1) || !stderr.contains(says)).then(|| {
+        format!(
+            "{what}: expected exit 1 and {says:?}, got {:?}:\n{stderr}",
+            output.status.code()
+        )
+    })
+}
