@@ -14,6 +14,7 @@ mod cold_start;
 mod guest;
 mod noisy;
 mod phases;
+mod profile;
 mod record;
 mod soak;
 mod spin;
@@ -56,6 +57,11 @@ const MODES: &[Mode] = &[
         "phases",
         "where a request's time goes inside the dispatcher, phase by phase",
         phases::run,
+    ),
+    (
+        "profile",
+        "the dispatcher's instructions for one request, by function (test host)",
+        profile::run,
     ),
     (
         "traced",

@@ -24,6 +24,7 @@ mod outbound;
 pub mod ports;
 mod postgres;
 pub mod postgres_server;
+pub mod profile;
 pub mod redis_server;
 pub mod spin_cli;
 mod spin_headers;
@@ -113,6 +114,9 @@ pub struct AppOptions {
     /// footprint tests keep budgets of it. The components are compiled with fuel checks for
     /// this, so timings of such an app mean nothing.
     pub count_guest_instructions: bool,
+    /// Also attribute those instructions to the guest's call stacks, for
+    /// [`App::guest_profile`] (`scripts/bench profile`). Implies `count_guest_instructions`.
+    pub profile_guest_instructions: bool,
     /// Names the app's outbound requests resolve to before DNS is asked (its `/etc/hosts`).
     pub hosts: BTreeMap<String, std::net::IpAddr>,
     /// Variables whose provider fails when asked.
@@ -129,6 +133,7 @@ impl Default for AppOptions {
             capture_stdout: true,
             count_host_calls: false,
             count_guest_instructions: false,
+            profile_guest_instructions: false,
             hosts: BTreeMap::new(),
             failing_variables: Default::default(),
         }
@@ -178,6 +183,8 @@ pub(crate) struct AppInner {
     host_calls: Option<Mutex<HashMap<String, u64>>>,
     /// Per component id, when [`AppOptions::count_guest_instructions`] is set.
     guest_instructions: Option<Mutex<HashMap<String, u64>>>,
+    /// When [`AppOptions::profile_guest_instructions`] is set.
+    guest_profile: Option<Mutex<profile::Folded>>,
     hosts: BTreeMap<String, std::net::IpAddr>,
     _sqlite_dir: tempfile::TempDir,
 }
@@ -236,6 +243,7 @@ pub(crate) struct HostState {
     limits: StoreLimits,
     app: Arc<AppInner>,
     component_id: String,
+    profiler: Option<profile::Profiler>,
 }
 
 impl WasiView for HostState {
@@ -257,11 +265,28 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// The engine components run on; `metered`: the same with fuel, to count instructions.
-fn engine(metered: bool) -> &'static Engine {
+/// How an engine's compiled code lets the host watch the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Metering {
+    Off,
+    /// Fuel, to count instructions.
+    Fuel,
+    /// Fuel and an epoch check that always fires, to see the stack at every function entry and
+    /// loop header ([`profile`]).
+    Profile,
+}
+
+/// The engine components run on, compiled for `metering`.
+fn engine(metering: Metering) -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     static METERED: OnceLock<Engine> = OnceLock::new();
-    (if metered { &METERED } else { &ENGINE }).get_or_init(|| {
+    static PROFILED: OnceLock<Engine> = OnceLock::new();
+    let engine = match metering {
+        Metering::Off => &ENGINE,
+        Metering::Fuel => &METERED,
+        Metering::Profile => &PROFILED,
+    };
+    engine.get_or_init(|| {
         // Spin's engine settings (`crates/core/src/lib.rs`): the pooling instance allocator, which
         // makes per-request instantiation cheap, with memories kept resident between uses.
         const MB: usize = 1 << 20;
@@ -290,17 +315,18 @@ fn engine(metered: bool) -> &'static Engine {
         if std::env::var_os("TEST_HOST_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        config.consume_fuel(metered);
+        config.consume_fuel(metering != Metering::Off);
+        config.epoch_interruption(metering == Metering::Profile);
         Engine::new(&config).expect("engine configuration is valid")
     })
 }
 
 /// Compiles each `.wasm` once per test binary and engine: Cranelift is the slow part of
 /// starting an app.
-fn compile(path: &Path, metered: bool) -> Result<Component> {
-    static COMPILED: OnceLock<Mutex<HashMap<(PathBuf, bool), Component>>> = OnceLock::new();
+fn compile(path: &Path, metering: Metering) -> Result<Component> {
+    static COMPILED: OnceLock<Mutex<HashMap<(PathBuf, Metering), Component>>> = OnceLock::new();
     let cache = COMPILED.get_or_init(Default::default);
-    let key = (path.to_path_buf(), metered);
+    let key = (path.to_path_buf(), metering);
     if let Some(component) = cache.lock().unwrap().get(&key) {
         return Ok(component.clone());
     }
@@ -310,7 +336,7 @@ fn compile(path: &Path, metered: bool) -> Result<Component> {
             path.display()
         ));
     }
-    let component = Component::from_file(engine(metered), path)
+    let component = Component::from_file(engine(metering), path)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compiling {}", path.display()))?;
     cache.lock().unwrap().insert(key, component.clone());
@@ -320,8 +346,13 @@ fn compile(path: &Path, metered: bool) -> Result<Component> {
 impl App {
     pub fn new(options: AppOptions) -> Result<App> {
         let manifest = Manifest::load(&options.manifest)?;
-        let metered = options.count_guest_instructions;
-        let engine = engine(metered).clone();
+        let metered = options.count_guest_instructions || options.profile_guest_instructions;
+        let metering = match (options.profile_guest_instructions, metered) {
+            (true, _) => Metering::Profile,
+            (false, true) => Metering::Fuel,
+            (false, false) => Metering::Off,
+        };
+        let engine = engine(metering).clone();
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -347,7 +378,7 @@ impl App {
         let resolver = variables::Resolver::new(&manifest.variables, &options.variables, &options.failing_variables)?;
         let mut components = HashMap::new();
         for (id, path, spec) in sources {
-            let component = compile(&path, metered)?;
+            let component = compile(&path, metering)?;
             // An import this host lacks fails here, loudly, naming the interface.
             let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
                 .map_err(anyhow::Error::from)
@@ -387,6 +418,7 @@ impl App {
             sqlite_statements: Default::default(),
             host_calls: options.count_host_calls.then(Mutex::default),
             guest_instructions: metered.then(Mutex::default),
+            guest_profile: options.profile_guest_instructions.then(Mutex::default),
             hosts: options.hosts.clone(),
             _sqlite_dir: sqlite_dir,
         })))
@@ -460,6 +492,23 @@ impl App {
             .as_ref()
             .map(|c| c.lock().unwrap().clone())
             .unwrap_or_default()
+    }
+
+    /// Where the guest instructions run so far went, by call stack (empty unless
+    /// [`AppOptions::profile_guest_instructions`] is set); added when an invocation finishes.
+    pub fn guest_profile(&self) -> profile::Folded {
+        self.0
+            .guest_profile
+            .as_ref()
+            .map(|p| p.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// Forgets the profile so far ([`App::guest_profile`]).
+    pub fn reset_guest_profile(&self) {
+        if let Some(profile) = &self.0.guest_profile {
+            *profile.lock().unwrap() = Default::default();
+        }
     }
 
     /// How many application variables components' variable reads have resolved so far (on Spin,
@@ -580,11 +629,15 @@ impl AppInner {
             limits: StoreLimitsBuilder::new().memory_size(self.memory_limit_bytes).build(),
             app: self.clone(),
             component_id: component_id.to_string(),
+            profiler: self.guest_profile.as_ref().map(|_| profile::Profiler::new(u64::MAX)),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         if self.guest_instructions.is_some() {
             store.set_fuel(u64::MAX).expect("the engine consumes fuel");
+        }
+        if self.guest_profile.is_some() {
+            profile::attach(&mut store);
         }
         if self.host_calls.is_some() {
             store.call_hook(|store, hook| {
@@ -632,6 +685,11 @@ impl AppInner {
             .await;
             if let (Some(counts), Ok(left)) = (&app.guest_instructions, store.get_fuel()) {
                 *counts.lock().unwrap().entry(id.clone()).or_default() += u64::MAX - left;
+            }
+            if let (Some(profile), Ok(left)) = (&app.guest_profile, store.get_fuel())
+                && let Some(profiler) = store.data_mut().profiler.take()
+            {
+                profile.lock().unwrap().add(&id, profiler.finish(left));
             }
             drop(store);
             app.in_flight.finish(&id);
