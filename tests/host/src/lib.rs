@@ -317,6 +317,10 @@ fn engine(metering: Metering) -> &'static Engine {
         }
         config.consume_fuel(metering != Metering::Off);
         config.epoch_interruption(metering == Metering::Profile);
+        if metering == Metering::Profile {
+            // The profiler's stacks whole (wasmtime keeps the innermost 20 frames by default).
+            config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(1024));
+        }
         Engine::new(&config).expect("engine configuration is valid")
     })
 }
