@@ -110,7 +110,7 @@ impl Guest for Dispatcher {
                 error: served.cut_short.or(served.error.as_ref().map(DispatchError::code)),
                 limit: report.limit,
                 breaker: report.breaker,
-                trace_id: report.trace.map(|trace| trace.trace_id(&head.headers)),
+                trace_id: report.trace.as_ref().map(|trace| trace.as_str()),
                 ..LogLine::default()
             };
             match served.error.as_ref().and_then(DispatchError::cause) {

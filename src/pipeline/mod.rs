@@ -145,7 +145,7 @@ pub struct Report {
     pub limit: Option<&'static str>,
     pub breaker: Option<&'static str>,
     /// The client's trace, when its trace context is valid ([`trace`]).
-    pub trace: Option<trace::ClientTrace>,
+    pub trace: Option<trace::TraceId>,
 }
 
 /// A request's plan, with its report, and what [`finish`] needs to tell the tenant's breaker.

@@ -19,20 +19,14 @@
 
 use crate::pipeline::request::Headers;
 
-/// Where the client's valid trace context is: the index of its `traceparent` among the request's
-/// headers. The trace id is read from there when the log line is written, rather than copied:
-/// every request's report carries this, and a small report is a cheaper one to move.
+/// The trace a request belongs to, as 32 lowercase hexadecimal digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientTrace(u32);
+pub struct TraceId([u8; 32]);
 
-impl ClientTrace {
-    /// The trace id, 32 lowercase hexadecimal digits, from the `headers` it was found in.
-    pub fn trace_id(self, headers: &Headers) -> &str {
-        headers
-            .get(self.0 as usize)
-            .and_then(|(_, value)| value.get(3..35))
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .unwrap_or_default()
+impl TraceId {
+    pub fn as_str(&self) -> &str {
+        // Only lowercase hexadecimal digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -43,37 +37,38 @@ pub fn is_trace_header(name: &str) -> bool {
 
 /// The trace of the client's context, when it is valid: the only case in which the context is
 /// forwarded.
-pub fn client_trace(headers: &Headers) -> Option<ClientTrace> {
+pub fn client_trace(headers: &Headers) -> Option<TraceId> {
     let mut parents = headers
         .iter()
-        .enumerate()
-        .filter(|(_, (name, _))| name.eq_ignore_ascii_case("traceparent"));
-    let (Some((index, (_, value))), None) = (parents.next(), parents.next()) else {
+        .filter(|(name, _)| name.eq_ignore_ascii_case("traceparent"));
+    let (Some((_, value)), None) = (parents.next(), parents.next()) else {
         return None;
     };
-    is_valid_traceparent(value).then(|| ClientTrace(u32::try_from(index).unwrap_or(u32::MAX)))
+    parse_traceparent(value)
 }
 
-fn is_valid_traceparent(value: &[u8]) -> bool {
+fn parse_traceparent(value: &[u8]) -> Option<TraceId> {
     if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
-        return false;
+        return None;
     }
     let (version, trace, parent, flags) = (&value[..2], &value[3..35], &value[36..52], &value[53..55]);
     if !(is_hex(version) && is_hex(trace) && is_hex(parent) && is_hex(flags)) {
-        return false;
+        return None;
     }
     if version == b"ff" || all_zeros(trace) || all_zeros(parent) {
-        return false;
+        return None;
     }
     if version == b"00" {
         // Version 00 has nothing after the flags, and Spin's parser takes no flag above 02.
         if value.len() != 55 || flags[0] != b'0' || flags[1] > b'2' {
-            return false;
+            return None;
         }
     } else if value.len() > 55 && value[55] != b'-' {
-        return false;
+        return None;
     }
-    true
+    let mut id = [0u8; 32];
+    id.copy_from_slice(trace);
+    Some(TraceId(id))
 }
 
 fn is_hex(bytes: &[u8]) -> bool {
@@ -99,8 +94,7 @@ mod tests {
     }
 
     fn trace_of(value: &str) -> Option<String> {
-        let headers = headers(&[("traceparent", value)]);
-        client_trace(&headers).map(|trace| trace.trace_id(&headers).to_string())
+        client_trace(&headers(&[("traceparent", value)])).map(|id| id.as_str().to_string())
     }
 
     #[test]
@@ -122,7 +116,10 @@ mod tests {
         );
         // Header names are case-insensitive.
         let upper = headers(&[("TraceParent", VALID)]);
-        assert_eq!(client_trace(&upper).map(|trace| trace.trace_id(&upper)), Some(TRACE));
+        assert_eq!(
+            client_trace(&upper).map(|id| id.as_str().to_string()).as_deref(),
+            Some(TRACE)
+        );
     }
 
     #[test]

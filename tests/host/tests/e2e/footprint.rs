@@ -112,26 +112,26 @@ fn the_dispatcher_links_a_small_stack_first_in_memory() {
 /// were read only when someone receives them (`pipeline::trailers`).
 const SUBDOMAIN_GET_HOST_CALLS: u64 = 73;
 
-/// The WebAssembly instructions the same request runs in the dispatcher (wasmtime's fuel, about
-/// one per instruction). On Spin they are time too: Spin compiles guests with epoch checks,
-/// which the test host times at about 1.5 times the cost without (see
-/// docs/performance.md). `scripts/bench test-host` counted 83,791 at `opt-level = "s"` with the
-/// system allocator, 42,646 at 3 with the bump arena (`arena`), 44,325 once the arena also
-/// counted its blocks in use (to start again when none is); this test's request, with
-/// `workers` set, ran 45,693, then 46,918 with the tenant limits' settings to read (issue 24),
-/// and 46,640 once the pipeline planned the request and the request's log line lost its
-/// `message` (700 instructions on its own); 46,921 by the end of issue 25 (a build of the
-/// dispatcher alone). Issue 26 took it to 47,397 in the build `scripts/build-wasm` makes;
-/// `scripts/bench profile` (instructions by function) against the build before found 748
-/// added (302 reading the client's trace context, 141 dropping the request head, now a
-/// function of its own, 59 route resolution with the explain and preflight paths, the rest
-/// under 45 each) and 288 saved in drop glue the compiler arranged differently. The same profile showed the host names taking a tenth of the
-/// request (four, at about 1,400 each: the request's, `base_domain` and the two default
-/// `dispatcher_hosts`) and finding Spin's headers to leave out of the header limit about as
-/// much (4,100); one pass per host name (-4,500) and summing the whole section first (-4,100)
-/// brought it to 38,828. No OTLP setting changes any of it (the guest cannot tell whether Spin
-/// exports). Deterministic, so the budget is tight: a change that needs more brings its
-/// benchmark line and its profile.
+/// The WebAssembly instructions the same request runs in the dispatcher (wasmtime's fuel, about one
+/// per instruction). On Spin they are time too: Spin compiles guests with epoch checks, which the
+/// test host times at about 1.5 times the cost without (see docs/performance.md). `scripts/bench
+/// test-host` counted 83,791 at `opt-level = "s"` with the system allocator, 42,646 at 3 with the
+/// bump arena (`arena`), 44,325 once the arena also counted its blocks in use (to start again when
+/// none is); this test's request, with `workers` set, ran 45,693, then 46,918 with the tenant
+/// limits' settings to read (issue 24), and 46,640 once the pipeline planned the request and the
+/// request's log line lost its `message` (700 instructions on its own); 46,921 by the end of issue
+/// 25 (a build of the dispatcher alone). Issue 26 took it to 47,397 in the build
+/// `scripts/build-wasm` makes; `scripts/bench profile` (instructions by function) against the build
+/// before found 748 added (302 reading the client's trace context, 141 dropping the request head,
+/// now a function of its own, 59 route resolution with the explain and preflight paths, the rest
+/// under 45 each) and 288 saved in drop glue the compiler arranged differently. The same profile
+/// showed the host names taking a tenth of the request (four, at about 1,400 each: the request's,
+/// `base_domain` and the two default `dispatcher_hosts`) and finding Spin's headers to leave out of
+/// the header limit about as much (4,100); one pass per host name (-4,500) and summing the whole
+/// section first (-4,100) brought it to 38,828, and keeping a copy of the trace id in the report
+/// again (simpler than its position among the headers) to 38,839. No OTLP setting changes any of it
+/// (the guest cannot tell whether Spin exports). Deterministic, so the budget is tight: a change
+/// that needs more brings its benchmark line and its profile.
 const SUBDOMAIN_GET_GUEST_INSTRUCTIONS: u64 = 39_000;
 
 /// Serves three subdomain `GET`s of the hello page and gives what `measure` counted for the
@@ -243,7 +243,7 @@ async fn a_rate_limited_subdomain_get_costs_its_store_calls_and_no_more() {
 /// a forward (about 39,000), its problem document and log line being JSON, but makes far fewer
 /// host calls (73 for a forward), which are what cost time on Spin, and it starts no worker
 /// instance. Issue 26 took a refusal to
-/// 63,007, and the host-name and header-limit work above brought it to 54,430, in the build
+/// 63,007, and the host-name and header-limit work above brought it to 54,439, in the build
 /// `scripts/build-wasm` makes: a build of the dispatcher alone (`-p libra-dispatcher`) links
 /// other features of shared crates and counts about 300 fewer, so measure with that script.
 const REFUSAL_GUEST_INSTRUCTIONS: u64 = 54_600;
